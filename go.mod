@@ -1,0 +1,3 @@
+module github.com/sluice-streams/sluice
+
+go 1.26
