@@ -1,0 +1,83 @@
+// Package checkpoint defines a task's checkpoint, the Manager interface that stores
+// checkpoints, and the errors managers return.
+//
+// A checkpoint maps each system-stream-partition a task reads to the offset of the next
+// message to read (Kafka's committed-offset convention; Samza itself stores the last
+// processed offset, so an imported Samza checkpoint is one behind ours).
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Checkpoint is one task's position in each of its partitions.
+type Checkpoint struct {
+	// Offsets holds, per partition, the offset of the next message to read.
+	Offsets map[system.SystemStreamPartition]string
+}
+
+// New returns a checkpoint with a copy of offsets.
+func New(offsets map[system.SystemStreamPartition]string) Checkpoint {
+	return Checkpoint{Offsets: maps.Clone(offsets)}
+}
+
+// Equal reports whether two checkpoints hold the same offsets.
+func (c Checkpoint) Equal(o Checkpoint) bool { return maps.Equal(c.Offsets, o.Offsets) }
+
+// Partitions returns the checkpoint's partitions in order.
+func (c Checkpoint) Partitions() []system.SystemStreamPartition {
+	ssps := slices.Collect(maps.Keys(c.Offsets))
+	slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
+	return ssps
+}
+
+// Manager stores checkpoints. Implementations must be safe for concurrent use by the
+// tasks of a container.
+type Manager interface {
+	// Start prepares the store (creates it if missing, validates its layout) and reads
+	// the latest checkpoints. Nothing else is called before Start.
+	Start(ctx context.Context) error
+	// Read returns the latest checkpoint of task, or ErrNoCheckpoint if it has none. A
+	// stored checkpoint that cannot be decoded is an error wrapping ErrCorrupt, never
+	// ErrNoCheckpoint.
+	Read(ctx context.Context, task string) (Checkpoint, error)
+	// Write stores cp as task's latest checkpoint, durably, before returning.
+	Write(ctx context.Context, task string, cp Checkpoint) error
+	// Close releases resources.
+	Close() error
+}
+
+// Lister is implemented by managers that can list every task they hold a checkpoint for.
+type Lister interface {
+	Tasks(ctx context.Context) ([]string, error)
+}
+
+var (
+	// ErrNoCheckpoint is returned by Read for a task that has never been checkpointed.
+	ErrNoCheckpoint = errors.New("checkpoint: no checkpoint")
+	// ErrCorrupt is wrapped by errors for stored checkpoints that cannot be decoded.
+	ErrCorrupt = errors.New("checkpoint: corrupt")
+	// ErrJobRunning is wrapped by errors of managers that can tell that a container of
+	// the job is running, so that its checkpoints must not be rewritten.
+	ErrJobRunning = errors.New("checkpoint: the job is running")
+)
+
+// CorruptError says which stored checkpoint could not be decoded, and why.
+type CorruptError struct {
+	// Where names the file, or the topic, partition and offset, of the bad checkpoint.
+	Where string
+	Err   error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("checkpoint: %s is corrupt: %v", e.Where, e.Err)
+}
+
+// Unwrap returns both ErrCorrupt and the cause.
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }

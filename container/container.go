@@ -1,0 +1,585 @@
+// Package container runs a job's tasks: one container is one `sluice run` process. It
+// groups input partitions into tasks ("Partition N" reads partition N of every input),
+// takes its share of tasks (job.container.count, round-robin by partition number),
+// decides where each partition starts, feeds each task its messages in order on a
+// goroutine of its own, and commits: periodically (task.commit.ms), when a task asks,
+// and once more on a clean shutdown.
+//
+// A commit of one task always runs in this order: (1) snapshot the task's processed
+// offsets, (2) flush every producer the task wrote to and wait for acknowledgement,
+// (3) write the checkpoint, (4) tell each consumer that implements
+// system.CheckpointListener. A message whose processing failed is never checkpointed.
+//
+// The container owns every goroutine it starts; Run returns only after all have ended.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/offset"
+	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/task"
+)
+
+// CheckpointFactory builds a checkpoint manager for a job from its systems. It
+// validates configuration and connects to nothing.
+type CheckpointFactory func(jc *job.Config, systems map[string]system.System, logger *slog.Logger) (checkpoint.Manager, error)
+
+// Options configures a container.
+type Options struct {
+	// ContainerID is this container's index in 0..job.container.count-1.
+	ContainerID int
+	// ExitWhenCaughtUp stops the container, with its final commit, once every input
+	// partition has reached the end offset it had when the container started.
+	ExitWhenCaughtUp bool
+	// Tasks maps task.class values to task implementations.
+	Tasks map[string]task.Definition
+	// Systems maps factory short names (kafka, inmem) to system factories. Samza's Java
+	// class names are translated to short names before the lookup.
+	Systems map[string]system.Factory
+	// Checkpoints maps checkpoint factory short names (kafka, filesystem) to factories.
+	Checkpoints map[string]CheckpointFactory
+	// Logger receives the container's log; nil discards it.
+	Logger *slog.Logger
+	// StatusInterval is how often a status line is logged; 0 means 5 s, negative never.
+	StatusInterval time.Duration
+	// BufferedBatches bounds the batches waiting for each task (default 4). A slow task
+	// holds at most this many polled batches; then its consumer waits.
+	BufferedBatches int
+}
+
+// Container is one configured container of a job. Create it with New, then call Run once.
+type Container struct {
+	opts    Options
+	jc      *job.Config
+	def     task.Definition
+	systems map[string]system.System
+	cpm     checkpoint.Manager
+	log     *slog.Logger
+	stats   stats
+}
+
+// New validates the configuration and builds the container's systems and checkpoint
+// manager without connecting to anything. Every configuration problem is reported in
+// the returned error at once.
+func New(cfg config.Config, opts Options) (*Container, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StatusInterval == 0 {
+		opts.StatusInterval = 5 * time.Second
+	}
+	if opts.BufferedBatches <= 0 {
+		opts.BufferedBatches = 4
+	}
+	jc, err := job.Parse(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var p config.Problems
+	if opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount {
+		p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must be in 0..%d (job.container.count=%d)", jc.ContainerCount-1, jc.ContainerCount)
+	}
+	def, ok := opts.Tasks[jc.TaskClass]
+	if !ok {
+		p.Add(job.KeyTaskClass, jc.TaskClass, "unknown task; known tasks: %s", strings.Join(slices.Sorted(maps.Keys(opts.Tasks)), ", "))
+	} else if def.Check != nil {
+		p.AddErr(def.Check(cfg))
+	}
+	c := &Container{opts: opts, jc: jc, def: def, systems: map[string]system.System{}, log: opts.Logger}
+	for _, name := range slices.Sorted(maps.Keys(jc.SystemFactories)) {
+		fname := jc.SystemFactories[name]
+		f, ok := opts.Systems[fname]
+		if !ok {
+			p.Add("systems."+name+".samza.factory", cfg.GetOr("systems."+name+".samza.factory", ""), "unknown system factory; known: %s", strings.Join(slices.Sorted(maps.Keys(opts.Systems)), ", "))
+			continue
+		}
+		s, err := f(name, cfg, c.log.With("system", name))
+		if err != nil {
+			p.AddErr(err)
+			continue
+		}
+		c.systems[name] = s
+	}
+	if jc.CheckpointFactory != "" {
+		f, ok := opts.Checkpoints[jc.CheckpointFactory]
+		if !ok {
+			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "checkpoint manager not available in this build")
+		} else if err := p.Err(); err == nil {
+			m, err := f(jc, c.systems, c.log.With("checkpoints", jc.CheckpointFactory))
+			p.AddErr(err)
+			c.cpm = m
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Job returns the container's parsed job configuration.
+func (c *Container) Job() *job.Config { return c.jc }
+
+// Stats is a snapshot of a container's counters.
+type Stats struct {
+	Processed        int64
+	Commits          int64
+	CheckpointWrites int64
+	ListenerErrors   int64
+	OutOfRangeResets int64
+	LastCheckpoint   time.Time
+}
+
+type stats struct {
+	processed, commits, writes, listenerErrors, outOfRange atomic.Int64
+	lastCheckpoint                                         atomic.Int64 // unix nanos
+}
+
+// Stats returns the container's counters.
+func (c *Container) Stats() Stats {
+	s := Stats{
+		Processed:        c.stats.processed.Load(),
+		Commits:          c.stats.commits.Load(),
+		CheckpointWrites: c.stats.writes.Load(),
+		ListenerErrors:   c.stats.listenerErrors.Load(),
+		OutOfRangeResets: c.stats.outOfRange.Load(),
+	}
+	if n := c.stats.lastCheckpoint.Load(); n != 0 {
+		s.LastCheckpoint = time.Unix(0, n)
+	}
+	return s
+}
+
+// TaskPanicError reports a panic in task code, contained by the container.
+type TaskPanicError struct {
+	Task  string
+	Where string
+	Value any
+	Stack string
+}
+
+func (e *TaskPanicError) Error() string {
+	return fmt.Sprintf("task %s panicked %s: %v", e.Task, e.Where, e.Value)
+}
+
+// runLocker is implemented by checkpoint managers that mark a job as running, so the
+// checkpoint tool refuses to rewrite checkpoints under it.
+type runLocker interface {
+	AcquireRunLock() (io.Closer, error)
+}
+
+type runLockerCtx interface {
+	AcquireRunLock(ctx context.Context) (io.Closer, error)
+}
+
+// assign returns the partitions of the tasks this container runs.
+func assign(partitions []int32, count, id int) []int32 {
+	sort.Slice(partitions, func(i, j int) bool { return partitions[i] < partitions[j] })
+	var mine []int32
+	for i, p := range partitions {
+		if i%count == id {
+			mine = append(mine, p)
+		}
+	}
+	return mine
+}
+
+// Run runs the container until ctx is done (a clean stop: exit code 0), a task asks to
+// shut down, --exit-when-caught-up is satisfied, or something fails. It returns nil
+// after a clean stop.
+func (c *Container) Run(ctx context.Context) (err error) {
+	r := &run{c: c, log: c.log, events: make(chan event, 64), stop: make(chan struct{})}
+	defer func() { err = errors.Join(err, r.close()) }()
+	return r.run(ctx)
+}
+
+type eventKind int
+
+const (
+	evCommitAll eventKind = iota
+	evShutdownVote
+	evShutdownAll
+	evCaughtUp
+)
+
+type event struct {
+	kind eventKind
+	task *taskInstance
+}
+
+// run holds the state of one Run call.
+type run struct {
+	c         *Container
+	log       *slog.Logger
+	started   []system.System
+	tasks     []*taskInstance
+	consumers map[string]system.Consumer
+	meta      map[system.SystemStreamPartition]system.PartitionMetadata
+	runLock   io.Closer
+	cpmOpen   bool
+
+	events   chan event
+	stop     chan struct{}
+	stopOnce sync.Once
+	stopping atomic.Bool
+}
+
+func (r *run) admin(sys string) (system.Admin, bool) {
+	s, ok := r.c.systems[sys]
+	if !ok {
+		return nil, false
+	}
+	return s.Admin(), true
+}
+
+func (r *run) run(ctx context.Context) error {
+	c := r.c
+	if c.jc.CheckpointFactory == "" {
+		r.log.Warn("no checkpoint manager configured (task.checkpoint.factory): progress is not saved, every start begins at the configured default offsets")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.systems)) {
+		if err := c.systems[name].Start(ctx); err != nil {
+			return fmt.Errorf("start system %s: %w", name, err)
+		}
+		r.started = append(r.started, c.systems[name])
+	}
+
+	// Partition metadata of every input stream.
+	r.meta = map[system.SystemStreamPartition]system.PartitionMetadata{}
+	bySystem := map[string][]string{}
+	for _, in := range c.jc.Inputs {
+		bySystem[in.System] = append(bySystem[in.System], in.Stream)
+	}
+	for sys, streams := range bySystem {
+		md, err := c.systems[sys].Admin().Partitions(ctx, streams...)
+		if err != nil {
+			return fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
+		}
+		maps.Copy(r.meta, md)
+	}
+	byPartition := map[int32][]system.SystemStreamPartition{}
+	for ssp := range r.meta {
+		byPartition[ssp.Partition] = append(byPartition[ssp.Partition], ssp)
+	}
+	mine := assign(slices.Collect(maps.Keys(byPartition)), c.jc.ContainerCount, c.opts.ContainerID)
+	r.log.Info("container starting", "job", c.jc.Name, "job_id", c.jc.ID, "container", c.opts.ContainerID,
+		"containers", c.jc.ContainerCount, "tasks", len(mine), "of_tasks", len(byPartition))
+
+	if c.cpm != nil {
+		if err := c.cpm.Start(ctx); err != nil {
+			return fmt.Errorf("start checkpoint manager: %w", err)
+		}
+		r.cpmOpen = true
+		var err error
+		switch l := c.cpm.(type) {
+		case runLocker:
+			r.runLock, err = l.AcquireRunLock()
+		case runLockerCtx:
+			r.runLock, err = l.AcquireRunLock(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("mark the job as running: %w", err)
+		}
+	}
+
+	for _, p := range mine {
+		ssps := byPartition[p]
+		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
+		t, err := r.newTask(ctx, p, ssps)
+		if err != nil {
+			return err
+		}
+		r.tasks = append(r.tasks, t)
+	}
+	if len(r.tasks) == 0 {
+		r.log.Warn("this container has no tasks: there are fewer input partitions than containers")
+		if c.opts.ExitWhenCaughtUp {
+			return nil
+		}
+		<-ctx.Done()
+		return nil
+	}
+
+	if err := r.startConsumers(ctx); err != nil {
+		return err
+	}
+	return r.loop(ctx)
+}
+
+// newTask reads the task's checkpoint, resolves its starting offsets, creates the user's
+// task and initialises it.
+func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPartition) (*taskInstance, error) {
+	c := r.c
+	name := job.TaskName(p)
+	var cp checkpoint.Checkpoint
+	if c.cpm != nil {
+		got, err := c.cpm.Read(ctx, name)
+		switch {
+		case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		case err != nil:
+			return nil, fmt.Errorf("read checkpoint of task %s: %w", name, err)
+		default:
+			cp = got
+		}
+	}
+	log := r.log.With("task", name)
+	starts, err := offset.Resolve(c.jc, name, ssps, cp, r.meta, r.admin, log)
+	if err != nil {
+		return nil, err
+	}
+	impl, err := c.def.New(name, c.jc.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", name, err)
+	}
+	t := &taskInstance{
+		r: r, name: name, ssps: ssps, impl: impl, log: log,
+		starts:   map[system.SystemStreamPartition]offset.Start{},
+		last:     map[system.SystemStreamPartition]string{},
+		written:  cp.Offsets,
+		inbox:    make(chan []system.IncomingEnvelope, c.opts.BufferedBatches),
+		commitCh: make(chan struct{}, 1),
+		pub:      map[system.SystemStreamPartition]string{},
+	}
+	maps.Copy(t.starts, starts)
+	if it, ok := impl.(task.InitableTask); ok {
+		if err := t.guard("in Init", func() error { return it.Init(ctx, initContext{t}) }); err != nil {
+			return nil, fmt.Errorf("init task %s: %w", name, err)
+		}
+	}
+	for _, ssp := range ssps {
+		s := t.starts[ssp]
+		attrs := []any{"partition", ssp.String(), "offset", s.Offset, "reason", string(s.Reason), "detail", s.Detail}
+		if s.Reason == offset.FromOutOfRange {
+			c.stats.outOfRange.Add(1)
+			log.Warn("starting offset moved: checkpoint out of range", append(attrs, "gap", s.Gap)...)
+		} else {
+			log.Info("starting offset", attrs...)
+		}
+	}
+	t.initCaughtUp()
+	return t, nil
+}
+
+func (r *run) startConsumers(ctx context.Context) error {
+	r.consumers = map[string]system.Consumer{}
+	for _, t := range r.tasks {
+		for _, ssp := range t.ssps {
+			cons, ok := r.consumers[ssp.System]
+			if !ok {
+				var err error
+				cons, err = r.c.systems[ssp.System].NewConsumer()
+				if err != nil {
+					return fmt.Errorf("create consumer of system %s: %w", ssp.System, err)
+				}
+				r.consumers[ssp.System] = cons
+			}
+			if err := cons.Register(ssp, t.starts[ssp].Offset); err != nil {
+				return fmt.Errorf("register %s at offset %s: %w", ssp, t.starts[ssp].Offset, err)
+			}
+		}
+	}
+	for sys, cons := range r.consumers {
+		if err := cons.Start(ctx); err != nil {
+			return fmt.Errorf("start consumer of system %s: %w", sys, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) requestStop() {
+	r.stopOnce.Do(func() {
+		r.stopping.Store(true)
+		close(r.stop)
+	})
+}
+
+// post delivers an event to the control loop unless the container is stopping.
+func (r *run) post(e event) {
+	select {
+	case r.events <- e:
+	case <-r.stop:
+	}
+}
+
+// loop runs the dispatchers and the tasks and handles their events until the container stops.
+func (r *run) loop(ctx context.Context) error {
+	pollCtx, cancelPoll := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPoll()
+	route := map[system.SystemStreamPartition]*taskInstance{}
+	for _, t := range r.tasks {
+		for _, ssp := range t.ssps {
+			route[ssp] = t
+		}
+	}
+
+	var wg sync.WaitGroup
+	errCh := make(chan error, len(r.tasks)+len(r.consumers))
+	taskCtx := context.WithoutCancel(ctx) // in-flight messages finish even after a signal
+	for sys, cons := range r.consumers {
+		wg.Go(func() {
+			if err := r.dispatch(pollCtx, sys, cons, route); err != nil {
+				errCh <- err
+			}
+		})
+	}
+	for _, t := range r.tasks {
+		wg.Go(func() {
+			if err := t.run(taskCtx); err != nil {
+				errCh <- err
+			}
+		})
+	}
+
+	var status <-chan time.Time
+	if r.c.opts.StatusInterval > 0 {
+		tk := time.NewTicker(r.c.opts.StatusInterval)
+		defer tk.Stop()
+		status = tk.C
+	}
+	st := newStatus(r)
+	votes := map[*taskInstance]bool{}
+	caughtUp := 0
+	for _, t := range r.tasks {
+		if t.caughtUp {
+			caughtUp++
+		}
+	}
+	var failure error
+	reason := ""
+	if r.c.opts.ExitWhenCaughtUp && caughtUp == len(r.tasks) {
+		reason = "every input partition was already at its end"
+	}
+	for reason == "" && failure == nil {
+		select {
+		case <-ctx.Done():
+			reason = "signal"
+		case err := <-errCh:
+			failure = err
+		case e := <-r.events:
+			switch e.kind {
+			case evCommitAll:
+				for _, t := range r.tasks {
+					t.requestCommit()
+				}
+			case evShutdownVote:
+				votes[e.task] = true
+				if len(votes) == len(r.tasks) {
+					reason = "every task asked to shut down"
+				}
+			case evShutdownAll:
+				reason = "task " + e.task.name + " asked to shut down the container"
+			case evCaughtUp:
+				caughtUp++
+				if r.c.opts.ExitWhenCaughtUp && caughtUp == len(r.tasks) {
+					reason = "every input partition reached the end offset it had at start (--exit-when-caught-up)"
+				}
+			}
+		case <-status:
+			st.report(ctx)
+		}
+	}
+	if failure != nil {
+		r.log.Error("container failing", "error", failure)
+	} else {
+		r.log.Info("container stopping", "reason", reason)
+	}
+	r.requestStop()
+	cancelPoll()
+	wg.Wait()
+	close(errCh)
+	for err := range errCh {
+		if failure == nil {
+			failure = err
+		} else if !errors.Is(failure, err) {
+			r.log.Error("another failure while stopping", "error", err)
+		}
+	}
+
+	// Final commit: every task's progress up to its last successfully processed message.
+	if r.c.jc.CommitOnShutdown {
+		var cwg sync.WaitGroup
+		errs := make([]error, len(r.tasks))
+		for i, t := range r.tasks {
+			cwg.Go(func() { errs[i] = t.commit(context.WithoutCancel(ctx), "shutdown") })
+		}
+		cwg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			failure = errors.Join(failure, fmt.Errorf("final commit: %w", err))
+		}
+	}
+	st.report(ctx)
+	s := r.c.Stats()
+	r.log.Info("container stopped", "processed", s.Processed, "commits", s.Commits, "checkpoint_writes", s.CheckpointWrites,
+		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets)
+	return failure
+}
+
+// dispatch polls one consumer and hands each run of messages of one partition to its
+// task, waiting while the task's buffer is full.
+func (r *run) dispatch(ctx context.Context, sys string, cons system.Consumer, route map[system.SystemStreamPartition]*taskInstance) error {
+	for {
+		envs, err := cons.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consumer of system %s: %w", sys, err)
+		}
+		for i := 0; i < len(envs); {
+			ssp := envs[i].SSP
+			j := i + 1
+			for j < len(envs) && envs[j].SSP == ssp {
+				j++
+			}
+			t, ok := route[ssp]
+			if !ok {
+				return fmt.Errorf("consumer of system %s returned %s, which no task of this container reads", sys, ssp)
+			}
+			select {
+			case t.inbox <- envs[i:j:j]:
+			case <-r.stop:
+				return nil
+			}
+			i = j
+		}
+	}
+}
+
+// close releases everything Run acquired, in reverse order.
+func (r *run) close() error {
+	var errs []error
+	for _, t := range r.tasks {
+		errs = append(errs, t.close())
+	}
+	for sys, cons := range r.consumers {
+		if err := cons.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close consumer of system %s: %w", sys, err))
+		}
+	}
+	if r.runLock != nil {
+		errs = append(errs, r.runLock.Close())
+	}
+	if r.cpmOpen {
+		if err := r.c.cpm.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close checkpoint manager: %w", err))
+		}
+	}
+	for i := len(r.started) - 1; i >= 0; i-- {
+		errs = append(errs, r.started[i].Close())
+	}
+	return errors.Join(errs...)
+}

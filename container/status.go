@@ -1,0 +1,114 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluice-streams/sluice/system"
+)
+
+// status writes the periodic progress line: throughput, lag of the tasks still
+// catching up, and the time of the last checkpoint.
+type status struct {
+	r        *run
+	lastAt   time.Time
+	lastSeen int64
+}
+
+func newStatus(r *run) *status {
+	return &status{r: r, lastAt: time.Now(), lastSeen: r.c.stats.processed.Load()}
+}
+
+// maxLagEntries bounds how many tasks the status line names.
+const maxLagEntries = 8
+
+func (s *status) report(ctx context.Context) {
+	now := time.Now()
+	st := s.r.c.Stats()
+	rate := float64(st.Processed-s.lastSeen) / now.Sub(s.lastAt).Seconds()
+	s.lastAt, s.lastSeen = now, st.Processed
+
+	attrs := []any{"processed", st.Processed, "rate_per_s", fmt.Sprintf("%.0f", rate)}
+	if lags, total, err := s.lags(ctx); err != nil {
+		attrs = append(attrs, "lag", "unknown: "+err.Error())
+	} else {
+		attrs = append(attrs, "lag_total", total)
+		if len(lags) > 0 {
+			attrs = append(attrs, "lag_by_task", lags)
+		}
+	}
+	if st.LastCheckpoint.IsZero() {
+		attrs = append(attrs, "last_checkpoint", "none yet")
+	} else {
+		attrs = append(attrs, "last_checkpoint", st.LastCheckpoint.Format(time.TimeOnly),
+			"checkpoint_age", now.Sub(st.LastCheckpoint).Round(100*time.Millisecond).String())
+	}
+	s.r.log.Info("status", attrs...)
+}
+
+// lags returns the tasks that are behind, most behind first, and the total lag.
+func (s *status) lags(ctx context.Context) (string, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	byTask := map[string]int64{}
+	var total int64
+	bySystem := map[string][]string{}
+	for _, in := range s.r.c.jc.Inputs {
+		bySystem[in.System] = append(bySystem[in.System], in.Stream)
+	}
+	meta := map[system.SystemStreamPartition]system.PartitionMetadata{}
+	for sys, streams := range bySystem {
+		md, err := s.r.c.systems[sys].Admin().Partitions(ctx, streams...)
+		if err != nil {
+			return "", 0, err
+		}
+		maps.Copy(meta, md)
+	}
+	for _, t := range s.r.tasks {
+		t.pubMu.Lock()
+		pub := maps.Clone(t.pub)
+		t.pubMu.Unlock()
+		for _, ssp := range t.ssps {
+			admin, _ := s.r.admin(ssp.System)
+			next := t.starts[ssp].Offset
+			if last, ok := pub[ssp]; ok {
+				n, err := admin.OffsetAfter(last)
+				if err != nil {
+					return "", 0, err
+				}
+				next = n
+			}
+			d, err := admin.Distance(next, meta[ssp].Upcoming)
+			if err != nil {
+				return "", 0, err
+			}
+			if d > 0 {
+				byTask[t.name] += d
+				total += d
+			}
+		}
+	}
+	names := slices.Collect(maps.Keys(byTask))
+	slices.SortFunc(names, func(a, b string) int {
+		if byTask[a] != byTask[b] {
+			return int(byTask[b] - byTask[a])
+		}
+		return strings.Compare(a, b)
+	})
+	var b strings.Builder
+	for i, n := range names {
+		if i == maxLagEntries {
+			fmt.Fprintf(&b, " …%d more", len(names)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", strings.TrimPrefix(n, "Partition "), byTask[n])
+	}
+	return b.String(), total, nil
+}

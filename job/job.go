@@ -1,0 +1,308 @@
+// Package job turns a job's raw configuration into typed, validated settings: the job's
+// identity, its inputs, commit and window intervals, checkpoint manager selection and
+// the per-stream offset settings of SPEC.md §2, with Samza's key names and defaults.
+//
+// Parse reports every problem at once, each as a *config.Error naming the key and value.
+package job
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Keys and defaults, as Samza names them.
+const (
+	KeyJobName            = "job.name"
+	KeyJobID              = "job.id"
+	KeyContainerCount     = "job.container.count"
+	KeyDefaultSystem      = "job.default.system"
+	KeyInputs             = "task.inputs"
+	KeyTaskClass          = "task.class"
+	KeyCommitMs           = "task.commit.ms"
+	KeyCommitOnShutdown   = "task.commit.on.shutdown"
+	KeyWindowMs           = "task.window.ms"
+	KeyCheckpointFactory  = "task.checkpoint.factory"
+	KeyCheckpointPath     = "task.checkpoint.path"
+	KeyCheckpointSystem   = "task.checkpoint.system"
+	DefaultJobID          = "1"
+	DefaultCommitInterval = 60 * time.Second
+)
+
+// OffsetType is where a partition without a usable checkpoint starts.
+type OffsetType string
+
+// The offset types of samza.offset.default.
+const (
+	Oldest   OffsetType = "oldest"
+	Upcoming OffsetType = "upcoming"
+	Newest   OffsetType = "newest"
+)
+
+// ResetPolicy says what to do with a checkpointed offset that no longer exists.
+type ResetPolicy string
+
+// The out-of-range policies of consumer.auto.offset.reset.
+const (
+	ResetOldest   ResetPolicy = "oldest"
+	ResetUpcoming ResetPolicy = "upcoming"
+	ResetFail     ResetPolicy = "fail"
+)
+
+// ParseResetPolicy accepts Sluice's names and Kafka's (earliest/smallest,
+// latest/largest, none).
+func ParseResetPolicy(v string) (ResetPolicy, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "oldest", "earliest", "smallest":
+		return ResetOldest, true
+	case "upcoming", "latest", "largest":
+		return ResetUpcoming, true
+	case "fail", "none":
+		return ResetFail, true
+	}
+	return "", false
+}
+
+// Factory aliases: Samza's Java class names map to Sluice's short names.
+var systemAliases = map[string]string{
+	"org.apache.samza.system.kafka.KafkaSystemFactory":                    "kafka",
+	"org.apache.samza.system.inmemory.InMemorySystemFactory":              "inmem",
+	"org.apache.samza.checkpoint.kafka.KafkaCheckpointManagerFactory":     "kafka",
+	"org.apache.samza.checkpoint.file.FileSystemCheckpointManagerFactory": "filesystem",
+}
+
+// FactoryName normalises a factory value: Samza's Java class names become short names.
+func FactoryName(v string) string {
+	v = strings.TrimSpace(v)
+	if short, ok := systemAliases[v]; ok {
+		return short
+	}
+	return v
+}
+
+// Config is a job's typed configuration.
+type Config struct {
+	// Raw is the whole configuration, for systems and tasks to read their own keys.
+	Raw config.Config
+
+	Name           string
+	ID             string
+	ContainerCount int
+	DefaultSystem  string
+	Inputs         []system.SystemStream
+	TaskClass      string
+	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
+	CommitInterval   time.Duration
+	CommitOnShutdown bool
+	// WindowInterval is task.window.ms; zero means not set.
+	WindowInterval time.Duration
+
+	// CheckpointFactory is the short name of the checkpoint manager, or "" for none.
+	CheckpointFactory string
+	CheckpointPath    string
+	// CheckpointSystem is task.checkpoint.system, else job.default.system.
+	CheckpointSystem string
+
+	// SystemFactories maps each configured system to the short name of its factory.
+	SystemFactories map[string]string
+}
+
+// Parse validates cfg and returns the typed configuration, or every problem found.
+func Parse(cfg config.Config) (*Config, error) {
+	var p config.Problems
+	c := &Config{Raw: cfg, SystemFactories: map[string]string{}}
+
+	c.Name = cfg.GetOr(KeyJobName, cfg.GetOr("app.name", ""))
+	if c.Name == "" {
+		p.Add(KeyJobName, "", "is required (the job's name, used in checkpoint names)")
+	}
+	c.ID = cfg.GetOr(KeyJobID, cfg.GetOr("app.id", DefaultJobID))
+
+	n, err := cfg.Int(KeyContainerCount, 1)
+	p.AddErr(err)
+	if err == nil && n < 1 {
+		p.Add(KeyContainerCount, fmt.Sprint(n), "must be at least 1")
+	}
+	c.ContainerCount = int(n)
+	c.DefaultSystem = cfg.GetOr(KeyDefaultSystem, "")
+
+	for _, key := range cfg.Keys() {
+		rest, ok := strings.CutPrefix(key, "systems.")
+		if !ok {
+			continue
+		}
+		name, sub, ok := strings.Cut(rest, ".")
+		if !ok || sub != "samza.factory" {
+			continue
+		}
+		v := cfg.GetOr(key, "")
+		if v == "" {
+			p.Add(key, "", "is blank; name a system factory (kafka or inmem)")
+			continue
+		}
+		c.SystemFactories[name] = FactoryName(v)
+	}
+
+	inputs, _ := cfg.Get(KeyInputs)
+	if strings.TrimSpace(inputs) == "" {
+		p.Add(KeyInputs, "", "is required: a comma-separated list of system.stream")
+	}
+	seen := map[system.SystemStream]bool{}
+	for _, item := range strings.Split(inputs, ",") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		ss, err := system.ParseSystemStream(item)
+		if err != nil {
+			p.Add(KeyInputs, inputs, "input %s", err)
+			continue
+		}
+		if _, ok := c.SystemFactories[ss.System]; !ok {
+			p.Add(KeyInputs, inputs, "input %s names system %q, which has no systems.%s.samza.factory", ss, ss.System, ss.System)
+		}
+		if !seen[ss] {
+			seen[ss] = true
+			c.Inputs = append(c.Inputs, ss)
+		}
+	}
+
+	c.TaskClass = cfg.GetOr(KeyTaskClass, "")
+	if c.TaskClass == "" {
+		p.Add(KeyTaskClass, "", "is required: the name of the task to run")
+	}
+
+	c.CommitInterval, err = cfg.Millis(KeyCommitMs, DefaultCommitInterval)
+	p.AddErr(err)
+	c.CommitOnShutdown, err = cfg.Bool(KeyCommitOnShutdown, true)
+	p.AddErr(err)
+	c.WindowInterval, err = cfg.Millis(KeyWindowMs, 0)
+	p.AddErr(err)
+	if err == nil && c.WindowInterval < 0 {
+		p.Add(KeyWindowMs, cfg.GetOr(KeyWindowMs, ""), "must not be negative")
+	}
+
+	if v := cfg.GetOr(KeyCheckpointFactory, ""); v != "" {
+		c.CheckpointFactory = FactoryName(v)
+		switch c.CheckpointFactory {
+		case "filesystem":
+			c.CheckpointPath = cfg.GetOr(KeyCheckpointPath, "")
+			if c.CheckpointPath == "" {
+				p.Add(KeyCheckpointPath, "", "is required by the filesystem checkpoint manager: a directory")
+			}
+		case "kafka":
+			c.CheckpointSystem = cfg.GetOr(KeyCheckpointSystem, c.DefaultSystem)
+			switch f, ok := c.SystemFactories[c.CheckpointSystem]; {
+			case c.CheckpointSystem == "":
+				p.Add(KeyCheckpointSystem, "", "is required by the kafka checkpoint manager (or set %s)", KeyDefaultSystem)
+			case !ok:
+				p.Add(KeyCheckpointSystem, c.CheckpointSystem, "names a system with no systems.%s.samza.factory", c.CheckpointSystem)
+			case f != "kafka":
+				p.Add(KeyCheckpointSystem, c.CheckpointSystem, "the kafka checkpoint manager needs a kafka system, not %s", f)
+			}
+		default:
+			p.Add(KeyCheckpointFactory, v, "unknown checkpoint manager; use kafka or filesystem (or their Samza class names)")
+		}
+	}
+
+	c.validateOffsetKeys(&p)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// validateOffsetKeys checks every samza.offset.default, samza.reset.offset and
+// consumer.auto.offset.reset key of every system and stream, set or not used.
+func (c *Config) validateOffsetKeys(p *config.Problems) {
+	for _, key := range c.Raw.Keys() {
+		if !strings.HasPrefix(key, "systems.") {
+			continue
+		}
+		v := c.Raw.GetOr(key, "")
+		switch {
+		case strings.HasSuffix(key, ".samza.offset.default"):
+			if _, ok := parseOffsetType(v); !ok {
+				p.Add(key, v, "must be oldest, upcoming or newest")
+			}
+		case strings.HasSuffix(key, ".samza.reset.offset"):
+			if _, err := c.Raw.Bool(key, false); err != nil {
+				p.AddErr(err)
+			}
+		case strings.HasSuffix(key, ".consumer.auto.offset.reset"):
+			if _, ok := ParseResetPolicy(v); !ok {
+				p.Add(key, v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
+			}
+		}
+	}
+}
+
+func parseOffsetType(v string) (OffsetType, bool) {
+	switch t := OffsetType(strings.ToLower(strings.TrimSpace(v))); t {
+	case Oldest, Upcoming, Newest:
+		return t, true
+	}
+	return "", false
+}
+
+func streamKey(ss system.SystemStream, suffix string) string {
+	return "systems." + ss.System + ".streams." + ss.Stream + "." + suffix
+}
+
+// OffsetDefault is where a partition of ss without a checkpoint starts: the stream's
+// samza.offset.default, else the system's (default.stream. form first), else upcoming.
+func (c *Config) OffsetDefault(ss system.SystemStream) (OffsetType, string) {
+	for _, key := range []string{
+		streamKey(ss, "samza.offset.default"),
+		"systems." + ss.System + ".default.stream.samza.offset.default",
+		"systems." + ss.System + ".samza.offset.default",
+	} {
+		if t, ok := parseOffsetType(c.Raw.GetOr(key, "")); ok {
+			return t, key
+		}
+	}
+	return Upcoming, "built-in default"
+}
+
+// ResetOffset reports whether ss ignores its checkpoint (samza.reset.offset=true).
+func (c *Config) ResetOffset(ss system.SystemStream) bool {
+	for _, key := range []string{
+		streamKey(ss, "samza.reset.offset"),
+		"systems." + ss.System + ".default.stream.samza.reset.offset",
+	} {
+		if c.Raw.Has(key) {
+			v, _ := c.Raw.Bool(key, false)
+			return v
+		}
+	}
+	return false
+}
+
+// AutoOffsetReset is the policy for a checkpointed offset of ss that no longer exists.
+func (c *Config) AutoOffsetReset(ss system.SystemStream) ResetPolicy {
+	for _, key := range []string{
+		streamKey(ss, "consumer.auto.offset.reset"),
+		"systems." + ss.System + ".consumer.auto.offset.reset",
+	} {
+		if r, ok := ParseResetPolicy(c.Raw.GetOr(key, "")); ok {
+			return r
+		}
+	}
+	return ResetOldest
+}
+
+// InputStreams returns the input streams of system sys.
+func (c *Config) InputStreams(sys string) []string {
+	var out []string
+	for _, in := range c.Inputs {
+		if in.System == sys {
+			out = append(out, in.Stream)
+		}
+	}
+	return out
+}
+
+// TaskName is the name of the task for partition n ("Partition n").
+func TaskName(partition int32) string { return fmt.Sprintf("Partition %d", partition) }

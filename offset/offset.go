@@ -1,0 +1,172 @@
+// Package offset decides where each of a task's partitions starts (SPEC.md §2):
+//
+//  1. the task's checkpoint, unless the stream has samza.reset.offset=true;
+//  2. otherwise samza.offset.default of the stream, else of the system, else upcoming;
+//  3. a task's own SetStartingOffset at init wins over both (applied by the container).
+//
+// A checkpointed offset the system no longer holds (deleted by retention, or beyond the
+// end after a topic was recreated) is never skipped silently: the stream's
+// consumer.auto.offset.reset policy moves it to the oldest or upcoming offset, with the
+// gap logged, or fails the start.
+//
+// Resolve is synchronous and does no I/O beyond the Admin's offset arithmetic, so it is
+// tested directly.
+package offset
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Reason says why a partition starts where it does.
+type Reason string
+
+// The reasons logged for every starting offset.
+const (
+	FromCheckpoint Reason = "checkpoint"
+	FromReset      Reason = "reset"   // samza.reset.offset=true: the checkpoint was ignored
+	FromDefault    Reason = "default" // no checkpoint: samza.offset.default
+	FromOverride   Reason = "override"
+	FromOutOfRange Reason = "out-of-range" // checkpoint no longer retained: auto.offset.reset
+)
+
+// Start is where one partition starts, and why.
+type Start struct {
+	Offset string
+	Reason Reason
+	// Detail explains the reason in words, for the log.
+	Detail string
+	// Gap is the number of messages skipped (oldest policy after retention) or jumped
+	// (upcoming policy) when Reason is FromOutOfRange.
+	Gap int64
+}
+
+// ErrOutOfRange is wrapped by the error Resolve returns under the fail policy.
+var ErrOutOfRange = errors.New("checkpointed offset is out of range")
+
+// Admins gives the admin of each system.
+type Admins func(sys string) (system.Admin, bool)
+
+// Resolve computes the starting offset of each partition of a task. cp is the task's
+// checkpoint (empty when it has none); meta holds the current metadata of each
+// partition. Checkpointed partitions that are not in ssps (streams no longer inputs)
+// are dropped and logged.
+func Resolve(jc *job.Config, taskName string, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint,
+	meta map[system.SystemStreamPartition]system.PartitionMetadata, admins Admins, log *slog.Logger) (map[system.SystemStreamPartition]Start, error) {
+	inputs := make(map[system.SystemStreamPartition]bool, len(ssps))
+	for _, ssp := range ssps {
+		inputs[ssp] = true
+	}
+	for _, ssp := range cp.Partitions() {
+		if !inputs[ssp] {
+			log.Info("dropping checkpointed offset of a partition that is no longer an input", "task", taskName, "partition", ssp.String(), "offset", cp.Offsets[ssp])
+		}
+	}
+
+	starts := make(map[system.SystemStreamPartition]Start, len(ssps))
+	var errs []error
+	for _, ssp := range ssps {
+		md, ok := meta[ssp]
+		if !ok {
+			errs = append(errs, fmt.Errorf("task %s: no metadata for partition %s", taskName, ssp))
+			continue
+		}
+		admin, ok := admins(ssp.System)
+		if !ok {
+			errs = append(errs, fmt.Errorf("task %s: no admin for system %q", taskName, ssp.System))
+			continue
+		}
+		s, err := resolveOne(jc, ssp, cp, md, admin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("task %s, partition %s: %w", taskName, ssp, err))
+			continue
+		}
+		starts[ssp] = s
+	}
+	return starts, errors.Join(errs...)
+}
+
+func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.Checkpoint, md system.PartitionMetadata, admin system.Admin) (Start, error) {
+	off, checkpointed := cp.Offsets[ssp]
+	if checkpointed && jc.ResetOffset(ssp.SystemStream) {
+		s, err := defaultStart(jc, ssp, md)
+		s.Reason = FromReset
+		s.Detail = fmt.Sprintf("samza.reset.offset=true ignores checkpoint %s; %s", off, s.Detail)
+		return s, err
+	}
+	if !checkpointed {
+		return defaultStart(jc, ssp, md)
+	}
+	return checkRange(jc, ssp, off, md, admin)
+}
+
+// checkRange accepts a checkpointed offset inside [oldest, upcoming] and applies the
+// out-of-range policy otherwise.
+func checkRange(jc *job.Config, ssp system.SystemStreamPartition, off string, md system.PartitionMetadata, admin system.Admin) (Start, error) {
+	below, err := admin.CompareOffsets(off, md.Oldest)
+	if err != nil {
+		return Start{}, fmt.Errorf("checkpointed offset %q: %w", off, err)
+	}
+	above, err := admin.CompareOffsets(off, md.Upcoming)
+	if err != nil {
+		return Start{}, fmt.Errorf("checkpointed offset %q: %w", off, err)
+	}
+	if below >= 0 && above <= 0 {
+		return Start{Offset: off, Reason: FromCheckpoint, Detail: "checkpointed offset"}, nil
+	}
+	where := fmt.Sprintf("checkpointed offset %s is before the oldest retained offset %s", off, md.Oldest)
+	if above > 0 {
+		where = fmt.Sprintf("checkpointed offset %s is beyond the end of the partition (next offset %s)", off, md.Upcoming)
+	}
+	policy := jc.AutoOffsetReset(ssp.SystemStream)
+	switch policy {
+	case job.ResetFail:
+		return Start{}, fmt.Errorf("%w: %s; consumer.auto.offset.reset=fail stops the job (set it to oldest or upcoming, or rewrite the checkpoint with sluice checkpoint-tool)", ErrOutOfRange, where)
+	case job.ResetUpcoming:
+		gap := distance(admin, off, md.Upcoming)
+		return Start{Offset: md.Upcoming, Reason: FromOutOfRange, Gap: gap,
+			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=upcoming moves to %s", where, md.Upcoming)}, nil
+	default:
+		gap := distance(admin, off, md.Oldest)
+		return Start{Offset: md.Oldest, Reason: FromOutOfRange, Gap: gap,
+			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=oldest moves to %s", where, md.Oldest)}, nil
+	}
+}
+
+// distance is the absolute number of offsets between a and b, or -1 when unknown.
+func distance(admin system.Admin, a, b string) int64 {
+	d, err := admin.Distance(a, b)
+	if err != nil {
+		return -1
+	}
+	if d < 0 {
+		d = -d
+	}
+	return d
+}
+
+func defaultStart(jc *job.Config, ssp system.SystemStreamPartition, md system.PartitionMetadata) (Start, error) {
+	t, key := jc.OffsetDefault(ssp.SystemStream)
+	s := Start{Reason: FromDefault, Detail: fmt.Sprintf("no checkpoint; samza.offset.default=%s (%s)", t, key)}
+	switch t {
+	case job.Oldest:
+		s.Offset = md.Oldest
+	case job.Newest:
+		s.Offset = md.Newest
+		if s.Offset == "" {
+			s.Offset = md.Upcoming
+			s.Detail += "; the partition is empty, so upcoming"
+		}
+	default:
+		s.Offset = md.Upcoming
+	}
+	if s.Offset == "" {
+		return Start{}, fmt.Errorf("the system reported no %s offset", t)
+	}
+	return s, nil
+}

@@ -1,0 +1,358 @@
+// Package inmem is an in-process message system for unit tests of task logic: a Store
+// holds streams of partitions in memory, and its Factory plugs it into a container as a
+// system like any other. Offsets are decimal message indexes ("0", "1", ...).
+//
+// It is not a substitute for Kafka in tests of Sluice itself; it exists so users can
+// run their tasks through a real container without a broker.
+package inmem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Message is one stored message.
+type Message struct {
+	Key, Value []byte
+	Time       time.Time
+}
+
+type partition struct {
+	base int64 // offset of msgs[0]; raised by Truncate
+	msgs []Message
+}
+
+// Store holds streams. It is safe for concurrent use. The zero value is not usable;
+// call NewStore.
+type Store struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every append
+	streams map[string][]*partition
+	failErr error
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{changed: make(chan struct{}), streams: map[string][]*partition{}}
+}
+
+// CreateStream creates stream with n partitions. Creating an existing stream with the
+// same partition count is a no-op.
+func (s *Store) CreateStream(stream string, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ps, ok := s.streams[stream]; ok {
+		if len(ps) != n {
+			return fmt.Errorf("inmem: stream %q exists with %d partitions, not %d", stream, len(ps), n)
+		}
+		return nil
+	}
+	if n < 1 {
+		return fmt.Errorf("inmem: stream %q: partition count %d must be at least 1", stream, n)
+	}
+	ps := make([]*partition, n)
+	for i := range ps {
+		ps[i] = &partition{}
+	}
+	s.streams[stream] = ps
+	return nil
+}
+
+func (s *Store) part(stream string, p int32) (*partition, error) {
+	ps, ok := s.streams[stream]
+	if !ok {
+		return nil, fmt.Errorf("inmem: no stream %q", stream)
+	}
+	if p < 0 || int(p) >= len(ps) {
+		return nil, fmt.Errorf("inmem: stream %q has no partition %d", stream, p)
+	}
+	return ps[p], nil
+}
+
+// Append adds a message and returns its offset.
+func (s *Store) Append(stream string, p int32, key, value []byte) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appendLocked(stream, p, key, value)
+}
+
+func (s *Store) appendLocked(stream string, p int32, key, value []byte) (string, error) {
+	part, err := s.part(stream, p)
+	if err != nil {
+		return "", err
+	}
+	part.msgs = append(part.msgs, Message{Key: slices.Clone(key), Value: slices.Clone(value), Time: time.Now()})
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return strconv.FormatInt(part.base+int64(len(part.msgs))-1, 10), nil
+}
+
+// Messages returns a copy of the retained messages of one partition.
+func (s *Store) Messages(stream string, p int32) ([]Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part, err := s.part(stream, p)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(part.msgs), nil
+}
+
+// Truncate deletes the messages before offset, as retention would.
+func (s *Store) Truncate(stream string, p int32, before int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part, err := s.part(stream, p)
+	if err != nil {
+		return err
+	}
+	n := before - part.base
+	if n <= 0 {
+		return nil
+	}
+	if n > int64(len(part.msgs)) {
+		n = int64(len(part.msgs))
+	}
+	part.msgs = part.msgs[n:]
+	part.base += n
+	return nil
+}
+
+// FailProduce makes every later producer Flush return err (nil restores success). It
+// lets tests check that a failed flush fails the commit.
+func (s *Store) FailProduce(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failErr = err
+}
+
+// Factory returns a system.Factory whose systems all use this store.
+func (s *Store) Factory() system.Factory {
+	return func(name string, cfg config.Config, logger *slog.Logger) (system.System, error) {
+		return &System{name: name, store: s}, nil
+	}
+}
+
+// System is one configured in-memory system.
+type System struct {
+	name  string
+	store *Store
+}
+
+// Start does nothing: the store is already there.
+func (y *System) Start(context.Context) error { return nil }
+
+// Admin returns the system's admin.
+func (y *System) Admin() system.Admin { return admin{y} }
+
+// NewConsumer returns a consumer over the store.
+func (y *System) NewConsumer() (system.Consumer, error) {
+	return &Consumer{sys: y, next: map[system.SystemStreamPartition]int64{}}, nil
+}
+
+// NewProducer returns a producer into the store.
+func (y *System) NewProducer() (system.Producer, error) { return &Producer{sys: y}, nil }
+
+// Close does nothing.
+func (y *System) Close() error { return nil }
+
+type admin struct{ y *System }
+
+func (a admin) Partitions(_ context.Context, streams ...string) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
+	s := a.y.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[system.SystemStreamPartition]system.PartitionMetadata{}
+	for _, stream := range streams {
+		ps, ok := s.streams[stream]
+		if !ok {
+			return nil, fmt.Errorf("inmem: no stream %q in system %q", stream, a.y.name)
+		}
+		for i, p := range ps {
+			up := p.base + int64(len(p.msgs))
+			md := system.PartitionMetadata{Oldest: strconv.FormatInt(p.base, 10), Upcoming: strconv.FormatInt(up, 10)}
+			if len(p.msgs) > 0 {
+				md.Newest = strconv.FormatInt(up-1, 10)
+			}
+			out[system.NewSSP(a.y.name, stream, int32(i))] = md
+		}
+	}
+	return out, nil
+}
+
+func parse(off string) (int64, error) {
+	n, err := strconv.ParseInt(off, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("inmem: offset %q is not a non-negative integer", off)
+	}
+	return n, nil
+}
+
+func (admin) CompareOffsets(a, b string) (int, error) {
+	x, err := parse(a)
+	if err != nil {
+		return 0, err
+	}
+	y, err := parse(b)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case x < y:
+		return -1, nil
+	case x > y:
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func (admin) OffsetAfter(off string) (string, error) {
+	n, err := parse(off)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(n+1, 10), nil
+}
+
+func (admin) Distance(from, to string) (int64, error) {
+	x, err := parse(from)
+	if err != nil {
+		return 0, err
+	}
+	y, err := parse(to)
+	if err != nil {
+		return 0, err
+	}
+	return y - x, nil
+}
+
+// Consumer reads registered partitions of the store.
+type Consumer struct {
+	sys     *System
+	mu      sync.Mutex
+	next    map[system.SystemStreamPartition]int64
+	started bool
+}
+
+// Register sets where ssp is read from.
+func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) error {
+	n, err := parse(offset)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return errors.New("inmem: register after start")
+	}
+	c.next[ssp] = n
+	return nil
+}
+
+// Start begins reading.
+func (c *Consumer) Start(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = true
+	return nil
+}
+
+// maxPoll bounds one Poll, so that a large backlog is handed over in pieces.
+const maxPoll = 512
+
+// Poll returns the next messages of the registered partitions, waiting for some.
+func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) {
+	s := c.sys.store
+	for {
+		s.mu.Lock()
+		c.mu.Lock()
+		var out []system.IncomingEnvelope
+		for ssp, next := range c.next {
+			if ssp.System != c.sys.name {
+				continue
+			}
+			part, err := s.part(ssp.Stream, ssp.Partition)
+			if err != nil {
+				c.mu.Unlock()
+				s.mu.Unlock()
+				return nil, err
+			}
+			if next < part.base {
+				next = part.base // retention deleted what we were to read next
+			}
+			for ; next < part.base+int64(len(part.msgs)) && len(out) < maxPoll; next++ {
+				m := part.msgs[next-part.base]
+				out = append(out, system.IncomingEnvelope{SSP: ssp, Offset: strconv.FormatInt(next, 10), Key: m.Key, Message: m.Value, Timestamp: m.Time})
+			}
+			c.next[ssp] = next
+		}
+		wait := s.changed
+		c.mu.Unlock()
+		s.mu.Unlock()
+		if len(out) > 0 {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait:
+		}
+	}
+}
+
+// Close does nothing.
+func (c *Consumer) Close() error { return nil }
+
+// Producer appends to the store.
+type Producer struct {
+	sys *System
+}
+
+// Send appends env to its stream right away.
+func (p *Producer) Send(_ context.Context, env system.OutgoingEnvelope) error {
+	if env.Stream.System != p.sys.name {
+		return fmt.Errorf("inmem: producer of system %q cannot send to %s", p.sys.name, env.Stream)
+	}
+	s := p.sys.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part := env.Partition
+	if env.PartitionByKey {
+		ps, ok := s.streams[env.Stream.Stream]
+		if !ok {
+			return fmt.Errorf("inmem: no stream %q", env.Stream.Stream)
+		}
+		part = int32(fnv32(env.Key) % uint32(len(ps)))
+	}
+	_, err := s.appendLocked(env.Stream.Stream, part, env.Key, env.Message)
+	return err
+}
+
+// Flush returns the failure set with FailProduce, if any.
+func (p *Producer) Flush(context.Context) error {
+	s := p.sys.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failErr
+}
+
+// Close does nothing.
+func (p *Producer) Close() error { return nil }
+
+func fnv32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}

@@ -1,0 +1,169 @@
+// Package system is the extension API for message systems: the names of streams and
+// partitions, the envelopes that carry messages, and the consumer, producer and admin
+// interfaces a system (Kafka, the in-memory system, ...) implements for Sluice.
+//
+// Offsets are opaque strings to everything but a system's Admin, which alone compares
+// them and computes the offset after one. A checkpoint records, for every
+// system-stream-partition, the offset of the next message to read.
+//
+// The container drives a system in this order: New (validates configuration, starts
+// nothing), Start (connects), Admin for metadata, one Consumer per container with a
+// Register call for every partition before its Start, one Producer per task, and finally
+// Close on everything in reverse order.
+package system
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+)
+
+// SystemStream names a stream (a topic) within a system.
+type SystemStream struct {
+	System string
+	Stream string
+}
+
+// String returns "system.stream".
+func (s SystemStream) String() string { return s.System + "." + s.Stream }
+
+// ParseSystemStream splits "system.stream" at the first dot. Stream names may contain
+// dots; system names may not.
+func ParseSystemStream(s string) (SystemStream, error) {
+	sys, stream, ok := strings.Cut(strings.TrimSpace(s), ".")
+	if !ok || sys == "" || stream == "" {
+		return SystemStream{}, fmt.Errorf("%q is not of the form system.stream", s)
+	}
+	return SystemStream{System: sys, Stream: stream}, nil
+}
+
+// SystemStreamPartition names one partition of one stream: the unit of ordering.
+type SystemStreamPartition struct {
+	SystemStream
+	Partition int32
+}
+
+// NewSSP is shorthand for a SystemStreamPartition literal.
+func NewSSP(sys, stream string, partition int32) SystemStreamPartition {
+	return SystemStreamPartition{SystemStream{sys, stream}, partition}
+}
+
+// String returns "system.stream#partition".
+func (p SystemStreamPartition) String() string {
+	return fmt.Sprintf("%s.%s#%d", p.System, p.Stream, p.Partition)
+}
+
+// Compare orders partitions by system, stream, then partition number.
+func (p SystemStreamPartition) Compare(q SystemStreamPartition) int {
+	if c := strings.Compare(p.System, q.System); c != 0 {
+		return c
+	}
+	if c := strings.Compare(p.Stream, q.Stream); c != 0 {
+		return c
+	}
+	switch {
+	case p.Partition < q.Partition:
+		return -1
+	case p.Partition > q.Partition:
+		return 1
+	}
+	return 0
+}
+
+// IncomingEnvelope is one message read from a partition.
+type IncomingEnvelope struct {
+	SSP       SystemStreamPartition
+	Offset    string
+	Key       []byte
+	Message   []byte
+	Timestamp time.Time
+}
+
+// OutgoingEnvelope is one message a task sends. Partition selects the destination
+// partition; PartitionByKey lets the system choose one from the key instead.
+type OutgoingEnvelope struct {
+	Stream         SystemStream
+	Partition      int32
+	PartitionByKey bool
+	Key            []byte
+	Message        []byte
+}
+
+// PartitionMetadata describes the offsets a partition holds.
+type PartitionMetadata struct {
+	// Oldest is the offset of the oldest message still retained.
+	Oldest string
+	// Newest is the offset of the last message present; empty when the partition is empty.
+	Newest string
+	// Upcoming is the offset the next message appended will get.
+	Upcoming string
+}
+
+// Admin answers questions about a system's streams and interprets its offsets.
+type Admin interface {
+	// Partitions returns the metadata of every partition of each named stream. A stream
+	// that does not exist is an error.
+	Partitions(ctx context.Context, streams ...string) (map[SystemStreamPartition]PartitionMetadata, error)
+	// CompareOffsets returns -1, 0 or 1 as a is before, equal to or after b.
+	CompareOffsets(a, b string) (int, error)
+	// OffsetAfter returns the offset of the message that follows offset.
+	OffsetAfter(offset string) (string, error)
+	// Distance returns how many messages lie from "from" up to (excluding) "to".
+	Distance(from, to string) (int64, error)
+}
+
+// Consumer reads the partitions registered with it.
+type Consumer interface {
+	// Register asks for partition ssp to be read from offset (the next message to
+	// read). Every Register comes before Start.
+	Register(ssp SystemStreamPartition, offset string) error
+	// Start begins reading.
+	Start(ctx context.Context) error
+	// Poll blocks until messages are available, ctx is done (returning ctx.Err()), or the
+	// consumer fails. The returned slice is owned by the caller. Messages of one
+	// partition come in offset order, across calls too.
+	Poll(ctx context.Context) ([]IncomingEnvelope, error)
+	// Close stops reading and releases resources.
+	Close() error
+}
+
+// Producer sends messages. One Producer is created per task, so Flush covers exactly
+// the messages that task sent.
+type Producer interface {
+	// Send queues env for delivery. It may block for backpressure. An error is returned
+	// for a message that can never be sent; delivery errors surface at Flush.
+	Send(ctx context.Context, env OutgoingEnvelope) error
+	// Flush waits until every message sent so far is acknowledged durably, and returns
+	// the first delivery error since the previous Flush.
+	Flush(ctx context.Context) error
+	// Close flushes nothing; call Flush first to keep what was sent.
+	Close() error
+}
+
+// CheckpointListener is implemented by consumers that want to hear about checkpoints.
+// OnCheckpoint is called after each checkpoint of a task has been written, with that
+// task's offsets (the next offsets to read) of the partitions this consumer reads. It is
+// not atomic with the checkpoint: a crash between the two leaves the checkpoint written
+// and the call not made. An error is logged and counted; it does not undo the checkpoint.
+type CheckpointListener interface {
+	OnCheckpoint(offsets map[SystemStreamPartition]string) error
+}
+
+// System is one configured message system in one container.
+type System interface {
+	// Start connects. It is called once, before anything else is used.
+	Start(ctx context.Context) error
+	Admin() Admin
+	NewConsumer() (Consumer, error)
+	NewProducer() (Producer, error)
+	Close() error
+}
+
+// Factory builds a system named name from the job's whole configuration (its own keys
+// are under systems.<name>.). It validates configuration and connects to nothing;
+// every configuration problem is reported in the returned error, each naming its key.
+type Factory func(name string, cfg config.Config, logger *slog.Logger) (System, error)
