@@ -118,7 +118,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if jc.CheckpointFactory != "" {
 		f, ok := opts.Checkpoints[jc.CheckpointFactory]
 		if !ok {
-			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "checkpoint manager not available in this build")
+			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "unknown checkpoint manager; known: %s (Samza's class names for them work too)", strings.Join(slices.Sorted(maps.Keys(opts.Checkpoints)), ", "))
 		} else if err := p.Err(); err == nil {
 			m, err := f(jc, c.systems, c.log.With("checkpoints", jc.CheckpointFactory))
 			p.AddErr(err)

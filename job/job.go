@@ -202,8 +202,6 @@ func Parse(cfg config.Config) (*Config, error) {
 			case f != "kafka":
 				p.Add(KeyCheckpointSystem, c.CheckpointSystem, "the kafka checkpoint manager needs a kafka system, not %s", f)
 			}
-		default:
-			p.Add(KeyCheckpointFactory, v, "unknown checkpoint manager; use kafka or filesystem (or their Samza class names)")
 		}
 	}
 

@@ -1,0 +1,428 @@
+package container_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/task"
+)
+
+func TestCopiesEverythingAndResumesFromCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 3, 50)
+	e.stream("out", 3, 0)
+	s := &seen{}
+	e.tasks["test"] = copyTo("out", s, nil)
+	if err := e.run(baseConfig(), exitWhenCaughtUp); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for p := range int32(3) {
+		msgs, _ := e.store.Messages("out", p)
+		if len(msgs) != 50 {
+			t.Errorf("out partition %d has %d messages, want 50", p, len(msgs))
+		}
+		if got := e.mgr.get("Partition " + itoa(int(p)))[ssp("in", p)]; got != "50" {
+			t.Errorf("checkpoint of partition %d = %q, want 50 (the next offset)", p, got)
+		}
+	}
+	// More input, second run: only the new messages are processed.
+	for p := range int32(3) {
+		e.store.Append("in", p, nil, []byte("late-"+itoa(int(p))))
+	}
+	if err := e.run(baseConfig(), exitWhenCaughtUp); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := s.total(); got != 153 {
+		t.Errorf("processed %d messages over two runs, want 153 (no reprocessing)", got)
+	}
+	if !strings.Contains(e.logs.String(), "reason=checkpoint") {
+		t.Errorf("second run did not log starting from the checkpoint:\n%s", e.logs)
+	}
+}
+
+func TestCommitOrderSnapshotFlushWriteListener(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 3)
+	e.stream("out", 1, 0)
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.Offset == "1" {
+			coord.Commit(task.CurrentTask)
+		}
+		return nil
+	})
+	if err := e.run(baseConfig("task.commit.on.shutdown", "false"), exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"send mem.out in-0-0",
+		"send mem.out in-0-1",
+		"flush mem err=<nil>",
+		"write Partition 0 mem.in#0=2",
+		"listener mem mem.in#0=2",
+		"send mem.out in-0-2",
+	}
+	if got := e.j.all(); !slices.Equal(got, want) {
+		t.Errorf("journal:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestFailedMessageIsNeverCheckpointed(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 10)
+	e.stream("out", 1, 0)
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		if env.Offset == "6" {
+			return errBoom
+		}
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	if !errors.Is(err, errBoom) || !strings.Contains(err.Error(), "offset 6") {
+		t.Fatalf("run error = %v, want boom naming offset 6", err)
+	}
+	if got := e.mgr.get("Partition 0")[ssp("in", 0)]; got != "6" {
+		t.Errorf("checkpoint = %q, want 6: progress up to the failure is kept, the failed message is not", got)
+	}
+}
+
+func TestPanicIsContainedAsTaskFailure(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 5)
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		if env.SSP.Partition == 1 && env.Offset == "3" {
+			var m map[string]int
+			m["x"] = 1 // nil map write panics
+		}
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	var pe *container.TaskPanicError
+	if !errors.As(err, &pe) {
+		t.Fatalf("run error = %v, want a *TaskPanicError", err)
+	}
+	if pe.Task != "Partition 1" || !strings.Contains(pe.Where, "offset 3") || pe.Stack == "" {
+		t.Errorf("panic error = %+v, want task Partition 1 at offset 3 with a stack", pe)
+	}
+	if got := e.mgr.get("Partition 1")[ssp("in", 1)]; got != "3" {
+		t.Errorf("checkpoint of failed task = %q, want 3", got)
+	}
+}
+
+func TestCommitCurrentTaskOnly(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 5)
+	done := make(chan struct{})
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.SSP.Partition == 0 && env.Offset == "4" {
+			coord.Commit(task.CurrentTask)
+			close(done)
+		}
+		return nil
+	})
+	c, err := e.container(baseConfig("task.commit.on.shutdown", "false"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- c.Run(ctx) }()
+	<-done
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.mgr.get("Partition 0")[ssp("in", 0)]; got != "5" {
+		t.Errorf("requesting task checkpoint = %q, want 5", got)
+	}
+	if got := e.mgr.get("Partition 1"); len(got) != 0 {
+		t.Errorf("other task was checkpointed: %v", got)
+	}
+}
+
+func TestCommitAllTasksInContainer(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 3, 5)
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.SSP.Partition == 0 && env.Offset == "4" {
+			coord.Commit(task.AllTasksInContainer)
+			coord.Shutdown(task.AllTasksInContainer)
+		}
+		return nil
+	})
+	// Other tasks may not have finished when the shutdown comes; what matters is that
+	// each one got a checkpoint without a periodic or shutdown commit.
+	if err := e.run(baseConfig("task.commit.on.shutdown", "false")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Partition 0", "Partition 1", "Partition 2"} {
+		if len(e.mgr.get(name)) == 0 {
+			t.Errorf("%s has no checkpoint after Commit(AllTasksInContainer)", name)
+		}
+	}
+}
+
+func TestShutdownByConsensus(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 5)
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.Offset == "2" {
+			coord.Shutdown(task.CurrentTask)
+		}
+		return nil
+	})
+	// Without --exit-when-caught-up the container only stops because both tasks voted.
+	if err := e.run(baseConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.logs.String(), "every task asked to shut down") {
+		t.Errorf("no consensus shutdown in logs:\n%s", e.logs)
+	}
+
+	// One vote alone does not stop the container.
+	e2 := newEnv(t)
+	e2.stream("in", 2, 5)
+	e2.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.SSP.Partition == 0 && env.Offset == "2" {
+			coord.Shutdown(task.CurrentTask)
+		}
+		return nil
+	})
+	c, _ := e2.container(baseConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e2.logs.String(), "reason=signal") {
+		t.Errorf("container stopped before the context ended although only one task voted:\n%s", e2.logs)
+	}
+}
+
+func TestFailedFlushFailsCommitAndWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 3)
+	e.stream("out", 1, 0)
+	e.store.FailProduce(errors.New("broker said no"))
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		coord.Commit(task.CurrentTask)
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	if err == nil || !strings.Contains(err.Error(), "broker said no") || !strings.Contains(err.Error(), "no checkpoint was written") {
+		t.Fatalf("run error = %v, want the flush failure", err)
+	}
+	if e.mgr.writes != 0 {
+		t.Errorf("%d checkpoints written despite failed flushes", e.mgr.writes)
+	}
+}
+
+func TestFailedCheckpointWriteStopsTheJob(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 3)
+	e.mgr.failNext = errors.New("disk full")
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		coord.Commit(task.CurrentTask)
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("run error = %v, want the write failure after bounded retries", err)
+	}
+}
+
+func TestListenerSeesOnlyItsOwnSystem(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 2)
+	e.stream("other", 1, 2)
+	e.tasks["test"] = copyTo("", nil, nil)
+	cfg := baseConfig(
+		"systems.mem2.samza.factory", "inmem",
+		"systems.mem2.samza.offset.default", "oldest",
+		"task.inputs", "mem.in,mem2.other")
+	if err := e.run(cfg, exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range e.j.all() {
+		if strings.HasPrefix(l, "listener") {
+			got = append(got, l)
+		}
+	}
+	want := []string{"listener mem mem.in#0=2", "listener mem2 mem2.other#0=2"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("listener calls = %q, want %q", got, want)
+	}
+}
+
+func TestTwoContainersSplitTasksRoundRobin(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 5, 1)
+	s := &seen{}
+	e.tasks["test"] = copyTo("", s, nil)
+	cfg := baseConfig("job.container.count", "2")
+	if err := e.run(cfg, exitWhenCaughtUp, func(o *container.Options) { o.ContainerID = 1 }); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range []int{0, 1, 0, 1, 0} {
+		if got := s.count("in-" + itoa(p) + "-0"); got != want {
+			t.Errorf("container 1 processed partition %d %d times, want %d", p, got, want)
+		}
+	}
+}
+
+func TestSetStartingOffsetOverridesCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 10)
+	e.mgr.cps["Partition 0"] = checkpointOf(ssp("in", 0), "2")
+	s := &seen{}
+	e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) {
+		return &initTask{seen: s, start: "7"}, nil
+	}}
+	if err := e.run(baseConfig(), exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	if s.total() != 3 || s.count("in-0-7") != 1 {
+		t.Errorf("processed %v, want offsets 7..9 only", s.msgs)
+	}
+	if !strings.Contains(e.logs.String(), "reason=override") {
+		t.Errorf("override not logged:\n%s", e.logs)
+	}
+}
+
+func TestSlowTaskHoldsBufferedMessagesBounded(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 20000)
+	release := make(chan struct{})
+	e.tasks["test"] = copyTo("", nil, func(system.IncomingEnvelope, task.Coordinator) error {
+		<-release
+		return nil
+	})
+	c, err := e.container(baseConfig(), func(o *container.Options) { o.BufferedBatches = 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- c.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	polled := e.systems["mem"].cons.Load().polledCount()
+	cancel()
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// One batch in the task, two buffered, one held by the dispatcher: 4 polls of at
+	// most 512 messages, far below the 20,000 available.
+	if polled > 4*512 {
+		t.Errorf("a stuck task let the consumer poll %d messages; want at most %d", polled, 4*512)
+	}
+	if polled == 0 {
+		t.Errorf("nothing was polled")
+	}
+}
+
+func TestSamzaScenarioUncommittedMessageIsProcessedTwice(t *testing.T) {
+	// KafkaCheckpointManagerIntegrationTest: commit after msg0, not after msg1, stop
+	// without a shutdown commit (as a crash would), restart: msg1 twice, msg0 once.
+	e := newEnv(t)
+	e.stream("in", 1, 2)
+	s := &seen{}
+	e.tasks["test"] = copyTo("", s, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.Offset == "0" {
+			coord.Commit(task.CurrentTask)
+		}
+		return nil
+	})
+	cfg := baseConfig("task.commit.on.shutdown", "false")
+	for range 2 {
+		if err := e.run(cfg, exitWhenCaughtUp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.count("in-0-0") != 1 || s.count("in-0-1") != 2 {
+		t.Errorf("msg0 processed %d times, msg1 %d times; want 1 and 2", s.count("in-0-0"), s.count("in-0-1"))
+	}
+}
+
+func TestShutdownCommitAvoidsReprocessing(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 5)
+	s := &seen{}
+	e.tasks["test"] = copyTo("", s, nil)
+	for range 2 {
+		if err := e.run(baseConfig(), exitWhenCaughtUp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.total() != 5 {
+		t.Errorf("processed %d, want 5: the clean-shutdown commit should prevent reprocessing", s.total())
+	}
+}
+
+func TestCheckpointOfRemovedInputIsDropped(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 1)
+	e.mgr.cps["Partition 0"] = checkpointOf(ssp("gone", 0), "7")
+	e.tasks["test"] = copyTo("", nil, nil)
+	if err := e.run(baseConfig(), exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	got := e.mgr.get("Partition 0")
+	if _, ok := got[ssp("gone", 0)]; ok || got[ssp("in", 0)] != "1" {
+		t.Errorf("checkpoint = %v, want only mem.in#0=1", got)
+	}
+}
+
+func TestConfigProblemsReportedTogether(t *testing.T) {
+	e := newEnv(t)
+	cfg := baseConfig(
+		"job.name", "<unset>",
+		"systems.mem.samza.offset.default", "sometimes",
+		"task.commit.ms", "soon",
+		"task.inputs", "mem.in,nosys.x,justastream",
+		"task.class", "nope",
+	)
+	_, err := e.container(cfg)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"job.name", "systems.mem.samza.offset.default=sometimes", "task.commit.ms=soon", "nosys", "justastream"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if !config.IsConfigError(err) {
+		t.Errorf("error is not a config error: %v", err)
+	}
+}
+
+func TestUnknownTaskClassAndFactory(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.container(baseConfig("task.class", "nope", "systems.mem.samza.factory", "carrier-pigeon"))
+	if err == nil || !strings.Contains(err.Error(), "task.class=nope") || !strings.Contains(err.Error(), "carrier-pigeon") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestWindowIsCalled(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 0)
+	e.stream("out", 1, 0)
+	e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) { return &windowTask{}, nil }}
+	if err := e.run(baseConfig("task.window.ms", "20")); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := e.store.Messages("out", 0)
+	if len(msgs) != 3 {
+		t.Errorf("window sent %d messages, want 3", len(msgs))
+	}
+}
