@@ -199,13 +199,13 @@ func (e *env) stream(name string, partitions int, msgsPerPartition int) {
 
 func baseConfig(extra ...string) config.Config {
 	m := map[string]string{
-		"job.name":                           "test-job",
-		"systems.mem.samza.factory":          "inmem",
-		"systems.mem.samza.offset.default":   "oldest",
-		"task.inputs":                        "mem.in",
-		"task.class":                         "test",
-		"task.commit.ms":                     "-1",
-		"task.checkpoint.factory":            "mem",
+		"job.name":                         "test-job",
+		"systems.mem.samza.factory":        "inmem",
+		"systems.mem.samza.offset.default": "oldest",
+		"task.inputs":                      "mem.in",
+		"task.class":                       "test",
+		"task.commit.ms":                   "-1",
+		"task.checkpoint.factory":          "mem",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if extra[i+1] == "<unset>" {

@@ -1,0 +1,103 @@
+package job_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/system"
+)
+
+func TestSeedConfigurationParses(t *testing.T) {
+	jc, err := job.Parse(config.New(map[string]string{
+		"job.name":                           "page-views",
+		"systems.kafka.samza.factory":        "org.apache.samza.system.kafka.KafkaSystemFactory",
+		"task.checkpoint.factory":            "org.apache.samza.checkpoint.kafka.KafkaCheckpointManagerFactory",
+		"task.checkpoint.system":             "kafka",
+		"task.commit.ms":                     "60000",
+		"task.inputs":                        "kafka.PageViewEvent, kafka.my.dotted.topic",
+		"task.class":                         "passthrough",
+		"systems.kafka.samza.offset.default": "oldest",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jc.ID != "1" || jc.ContainerCount != 1 || jc.CommitInterval != time.Minute || !jc.CommitOnShutdown {
+		t.Errorf("defaults wrong: %+v", jc)
+	}
+	if jc.CheckpointFactory != "kafka" || jc.SystemFactories["kafka"] != "kafka" || jc.CheckpointSystem != "kafka" {
+		t.Errorf("factories not normalised: %+v", jc)
+	}
+	want := []system.SystemStream{{System: "kafka", Stream: "PageViewEvent"}, {System: "kafka", Stream: "my.dotted.topic"}}
+	if len(jc.Inputs) != 2 || jc.Inputs[0] != want[0] || jc.Inputs[1] != want[1] {
+		t.Errorf("inputs = %v, want %v", jc.Inputs, want)
+	}
+}
+
+func TestEveryProblemReportedAtOnce(t *testing.T) {
+	_, err := job.Parse(config.New(map[string]string{
+		"systems.kafka.samza.factory":                  "kafka",
+		"systems.kafka.samza.offset.default":           "sometime",
+		"systems.kafka.streams.A.samza.offset.default": "latest",
+		"systems.kafka.streams.A.samza.reset.offset":   "yes",
+		"systems.kafka.consumer.auto.offset.reset":     "whatever",
+		"task.commit.ms":                               "1m",
+		"task.window.ms":                               "-5",
+		"job.container.count":                          "0",
+		"task.inputs":                                  "kafka.A,nope",
+		"task.checkpoint.factory":                      "filesystem",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"job.name: is required",
+		"task.class: is required",
+		"systems.kafka.samza.offset.default=sometime",
+		"systems.kafka.streams.A.samza.offset.default=latest",
+		"systems.kafka.streams.A.samza.reset.offset=yes",
+		"systems.kafka.consumer.auto.offset.reset=whatever",
+		"task.commit.ms=1m: not a whole number of milliseconds",
+		"task.window.ms=-5",
+		"job.container.count=0",
+		`"nope" is not of the form system.stream`,
+		"task.checkpoint.path: is required",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestKafkaCheckpointNeedsKafkaSystem(t *testing.T) {
+	base := map[string]string{
+		"job.name": "j", "task.class": "x", "task.inputs": "mem.a",
+		"systems.mem.samza.factory": "inmem", "task.checkpoint.factory": "kafka",
+	}
+	_, err := job.Parse(config.New(base))
+	if err == nil || !strings.Contains(err.Error(), "task.checkpoint.system: is required") {
+		t.Errorf("error = %v", err)
+	}
+	base["job.default.system"] = "mem"
+	_, err = job.Parse(config.New(base))
+	if err == nil || !strings.Contains(err.Error(), "needs a kafka system") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestResetPolicyNames(t *testing.T) {
+	for in, want := range map[string]job.ResetPolicy{
+		"oldest": job.ResetOldest, "earliest": job.ResetOldest, "smallest": job.ResetOldest,
+		"upcoming": job.ResetUpcoming, "latest": job.ResetUpcoming, "LARGEST": job.ResetUpcoming,
+		"fail": job.ResetFail, "none": job.ResetFail,
+	} {
+		if got, ok := job.ParseResetPolicy(in); !ok || got != want {
+			t.Errorf("ParseResetPolicy(%q) = %v, %v; want %v", in, got, ok, want)
+		}
+	}
+	if _, ok := job.ParseResetPolicy("sometimes"); ok {
+		t.Error("accepted sometimes")
+	}
+}
