@@ -87,11 +87,9 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		opts.BufferedBatches = 4
 	}
 	jc, err := job.Parse(cfg)
-	if err != nil {
-		return nil, err
-	}
 	var p config.Problems
-	if opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount {
+	p.AddErr(err)
+	if jc.ContainerCount >= 1 && (opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount) {
 		p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must be in 0..%d (job.container.count=%d)", jc.ContainerCount-1, jc.ContainerCount)
 	}
 	def, ok := opts.Tasks[jc.TaskClass]
@@ -115,7 +113,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		}
 		c.systems[name] = s
 	}
-	if jc.CheckpointFactory != "" {
+	if jc.CheckpointFactory != "" && err == nil {
 		f, ok := opts.Checkpoints[jc.CheckpointFactory]
 		if !ok {
 			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "unknown checkpoint manager; known: %s (Samza's class names for them work too)", strings.Join(slices.Sorted(maps.Keys(opts.Checkpoints)), ", "))

@@ -98,7 +98,12 @@ func (t *taskInstance) run(ctx context.Context) error {
 	for {
 		select {
 		case <-t.r.stop:
-			return nil
+			select {
+			case <-t.commitCh: // a commit requested before the stop is still honoured
+				return t.commit(ctx, "requested")
+			default:
+				return nil
+			}
 		case batch := <-t.inbox:
 			if err := t.processBatch(ctx, batch); err != nil {
 				return err

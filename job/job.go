@@ -110,7 +110,9 @@ type Config struct {
 	SystemFactories map[string]string
 }
 
-// Parse validates cfg and returns the typed configuration, or every problem found.
+// Parse validates cfg and returns the typed configuration and every problem found. The
+// Config is returned even with problems, so callers can go on checking other keys and
+// report everything at once; use it only when the error is nil.
 func Parse(cfg config.Config) (*Config, error) {
 	var p config.Problems
 	c := &Config{Raw: cfg, SystemFactories: map[string]string{}}
@@ -152,7 +154,7 @@ func Parse(cfg config.Config) (*Config, error) {
 	}
 	seen := map[system.SystemStream]bool{}
 	for _, item := range strings.Split(inputs, ",") {
-		if strings.TrimSpace(item) == "" {
+		if item = strings.TrimSpace(item); item == "" {
 			continue
 		}
 		ss, err := system.ParseSystemStream(item)
@@ -206,10 +208,7 @@ func Parse(cfg config.Config) (*Config, error) {
 	}
 
 	c.validateOffsetKeys(&p)
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, p.Err()
 }
 
 // validateOffsetKeys checks every samza.offset.default, samza.reset.offset and

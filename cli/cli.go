@@ -1,0 +1,163 @@
+// Package cli is the sluice command line as a library: Main runs the commands of
+// SPEC.md §7 (run, checkpoint-tool, broker, quickstart) with a set of tasks, so a
+// user's own program gets the same commands for its own tasks:
+//
+//	func main() {
+//		tasks := builtin.Tasks()
+//		tasks["my-task"] = task.Definition{New: newMyTask}
+//		os.Exit(cli.Main(context.Background(), os.Args[1:], tasks, os.Stdout, os.Stderr))
+//	}
+//
+// Exit codes: 0 clean stop, 1 runtime failure, 2 usage or configuration error.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/task"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+const usage = `usage: sluice <command> [flags]
+
+commands:
+  run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up]
+  checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH [--new-offsets=PATH] [--force]
+  broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
+  quickstart       run the example page-view job on an embedded broker, with nothing installed
+
+Run 'sluice <command> -h' for a command's flags.
+`
+
+// Main runs one sluice command and returns its exit code.
+func Main(ctx context.Context, args []string, tasks map[string]task.Definition, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &env{tasks: tasks, stdout: stdout, stderr: stderr}
+	switch args[0] {
+	case "run":
+		return env.run(ctx, args[1:])
+	case "checkpoint-tool":
+		return env.checkpointTool(ctx, args[1:])
+	case "broker":
+		return env.broker(ctx, args[1:])
+	case "quickstart":
+		return env.quickstart(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+	return ExitUsage
+}
+
+type env struct {
+	tasks          map[string]task.Definition
+	stdout, stderr io.Writer
+}
+
+// flags returns a flag set that reports errors to stderr, with a --log-level flag.
+func (e *env) flags(name, synopsis string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: sluice %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	return fs, level
+}
+
+// parse parses flags; a non-nil exit code means stop with it.
+func (e *env) parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, true
+		}
+		return ExitUsage, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sluice %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return ExitUsage, true
+	}
+	return 0, false
+}
+
+func (e *env) logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level=%s: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// configErr prints a configuration error, one problem per line, and returns ExitUsage.
+func (e *env) configErr(what string, err error) int {
+	fmt.Fprintf(e.stderr, "sluice: %s:\n", what)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(e.stderr, "  %s\n", line)
+	}
+	return ExitUsage
+}
+
+func (e *env) run(ctx context.Context, args []string) int {
+	fs, level := e.flags("run", "--config-path=PATH [--container-id=N] [--exit-when-caught-up]")
+	path := fs.String("config-path", "", "the job's .properties file: a path or a file:// URL (required)")
+	id := fs.Int("container-id", 0, "this container's index, 0..job.container.count-1")
+	caughtUp := fs.Bool("exit-when-caught-up", false, "stop, with a final commit, once every input partition reached the end offset it had at start")
+	if code, stop := e.parse(fs, args); stop {
+		return code
+	}
+	if *path == "" {
+		fmt.Fprintln(e.stderr, "sluice run: --config-path is required")
+		fs.Usage()
+		return ExitUsage
+	}
+	log, err := e.logger(*level)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "sluice run:", err)
+		return ExitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return e.configErr("cannot load the configuration", err)
+	}
+	c, err := container.New(cfg, container.Options{
+		ContainerID:      *id,
+		ExitWhenCaughtUp: *caughtUp,
+		Tasks:            e.tasks,
+		Systems:          systemFactories(),
+		Checkpoints:      checkpointFactories(),
+		Logger:           log,
+	})
+	if err != nil {
+		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
+	}
+	if err := c.Run(ctx); err != nil {
+		log.Error("job failed", "error", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
