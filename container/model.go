@@ -1,0 +1,102 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/offset"
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Model is a job as the checkpoint tool sees it: every task of every container, the
+// partitions each reads, the partitions' current metadata, and the started checkpoint
+// manager. Close it when done.
+type Model struct {
+	Job *job.Config
+	// Tasks maps each task name to its partitions, in order.
+	Tasks map[string][]system.SystemStreamPartition
+	// Meta holds the current metadata of every input partition.
+	Meta map[system.SystemStreamPartition]system.PartitionMetadata
+	// Checkpoints is the started checkpoint manager, nil when none is configured.
+	Checkpoints checkpoint.Manager
+
+	c       *Container
+	started []system.System
+}
+
+// OpenModel starts the container's systems and checkpoint manager and reads the
+// partitions of every input, without running any task.
+func (c *Container) OpenModel(ctx context.Context) (m *Model, err error) {
+	m = &Model{Job: c.jc, c: c, Tasks: map[string][]system.SystemStreamPartition{}, Meta: map[system.SystemStreamPartition]system.PartitionMetadata{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.Close())
+			m = nil
+		}
+	}()
+	for _, name := range slices.Sorted(maps.Keys(c.systems)) {
+		if err := c.systems[name].Start(ctx); err != nil {
+			return nil, fmt.Errorf("start system %s: %w", name, err)
+		}
+		m.started = append(m.started, c.systems[name])
+	}
+	bySystem := map[string][]string{}
+	for _, in := range c.jc.Inputs {
+		bySystem[in.System] = append(bySystem[in.System], in.Stream)
+	}
+	for sys, streams := range bySystem {
+		md, err := c.systems[sys].Admin().Partitions(ctx, streams...)
+		if err != nil {
+			return nil, fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
+		}
+		maps.Copy(m.Meta, md)
+	}
+	for ssp := range m.Meta {
+		name := job.TaskName(ssp.Partition)
+		m.Tasks[name] = append(m.Tasks[name], ssp)
+	}
+	for _, ssps := range m.Tasks {
+		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
+	}
+	if c.cpm != nil {
+		if err := c.cpm.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start checkpoint manager: %w", err)
+		}
+		m.Checkpoints = c.cpm
+	}
+	return m, nil
+}
+
+// Admin returns the admin of system sys.
+func (m *Model) Admin(sys string) (system.Admin, bool) {
+	s, ok := m.c.systems[sys]
+	if !ok {
+		return nil, false
+	}
+	return s.Admin(), true
+}
+
+// DefaultStarts returns where each partition of task would start without a checkpoint.
+func (m *Model) DefaultStarts(task string) (map[system.SystemStreamPartition]offset.Start, error) {
+	return offset.Resolve(m.Job, task, m.Tasks[task], checkpoint.Checkpoint{}, m.Meta, m.Admin, m.c.log)
+}
+
+// Close stops the checkpoint manager and the systems.
+func (m *Model) Close() error {
+	var errs []error
+	if m.Checkpoints != nil {
+		errs = append(errs, m.Checkpoints.Close())
+		m.Checkpoints = nil
+	}
+	for i := len(m.started) - 1; i >= 0; i-- {
+		errs = append(errs, m.started[i].Close())
+	}
+	m.started = nil
+	return errors.Join(errs...)
+}
