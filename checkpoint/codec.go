@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-streams/sluice/system"
 )
@@ -37,8 +38,22 @@ func Encode(task string, cp Checkpoint, id string, ts time.Time) ([]byte, error)
 	if task == "" {
 		return nil, errors.New("checkpoint: empty task name")
 	}
+	if !utf8.ValidString(task) {
+		return nil, fmt.Errorf("checkpoint: task name %q is not valid UTF-8", task)
+	}
 	doc := Document{Version: FormatVersion, Task: task, CheckpointID: id, Timestamp: ts.UTC(), Offsets: []OffsetRecord{}}
 	for _, ssp := range cp.Partitions() {
+		off := cp.Offsets[ssp]
+		switch {
+		case ssp.System == "" || ssp.Stream == "":
+			return nil, fmt.Errorf("checkpoint: task %s: partition %s has an empty system or stream", task, ssp)
+		case ssp.Partition < 0:
+			return nil, fmt.Errorf("checkpoint: task %s: negative partition in %s", task, ssp)
+		case off == "":
+			return nil, fmt.Errorf("checkpoint: task %s: empty offset for %s", task, ssp)
+		case !utf8.ValidString(ssp.System) || !utf8.ValidString(ssp.Stream) || !utf8.ValidString(off):
+			return nil, fmt.Errorf("checkpoint: task %s: %s or its offset is not valid UTF-8", task, ssp)
+		}
 		doc.Offsets = append(doc.Offsets, OffsetRecord{System: ssp.System, Stream: ssp.Stream, Partition: ssp.Partition, Offset: cp.Offsets[ssp]})
 	}
 	var buf bytes.Buffer
@@ -50,8 +65,10 @@ func Encode(task string, cp Checkpoint, id string, ts time.Time) ([]byte, error)
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// Decode parses a document written by Encode. It is strict: an unknown version, a
-// missing field, a negative partition or a partition named twice is an error.
+// Decode parses a document written by Encode. It is strict where it matters: an unknown
+// version or field, a missing task or offsets list, an empty system, stream or offset, a
+// negative partition or a partition named twice is an error. (A missing checkpoint_id
+// or timestamp decodes as the zero value; they are informational.)
 func Decode(b []byte) (Document, Checkpoint, error) {
 	var doc Document
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -67,6 +84,10 @@ func Decode(b []byte) (Document, Checkpoint, error) {
 	}
 	if doc.Task == "" {
 		return Document{}, Checkpoint{}, errors.New("checkpoint document has no task name")
+	}
+	if y := doc.Timestamp.UTC().Year(); y < 0 || y > 9999 {
+		// Encode writes UTC, and JSON times are limited to years 0 to 9999.
+		return Document{}, Checkpoint{}, fmt.Errorf("timestamp %s is outside the years 0 to 9999 in UTC", doc.Timestamp.Format(time.RFC3339))
 	}
 	if doc.Offsets == nil {
 		return Document{}, Checkpoint{}, errors.New("checkpoint document has no offsets field")
@@ -90,7 +111,8 @@ func Decode(b []byte) (Document, Checkpoint, error) {
 	return doc, cp, nil
 }
 
-// NewID returns a checkpoint id "<unix millis>-<sequence>", ordered by time then sequence.
+// NewID returns a checkpoint id "<unix millis>-<sequence>". It is informational: it
+// tells writes apart in logs and tools; nothing orders checkpoints by it.
 func NewID(now time.Time, seq uint64) string {
 	return fmt.Sprintf("%d-%d", now.UnixMilli(), seq)
 }

@@ -1,0 +1,19 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package filesystem
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// AcquireRunLock is not supported on this platform.
+func (m *Manager) AcquireRunLock() (io.Closer, error) {
+	return nil, fmt.Errorf("filesystem checkpoints: run lock: %w", errors.ErrUnsupported)
+}
+
+// CheckNotRunning is not supported on this platform.
+func (m *Manager) CheckNotRunning() error {
+	return fmt.Errorf("filesystem checkpoints: run lock: %w", errors.ErrUnsupported)
+}
