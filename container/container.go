@@ -106,7 +106,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 			p.Add("systems."+name+".samza.factory", cfg.GetOr("systems."+name+".samza.factory", ""), "unknown system factory; known: %s", strings.Join(slices.Sorted(maps.Keys(opts.Systems)), ", "))
 			continue
 		}
-		s, err := f(name, cfg, c.log.With("system", name))
+		s, err := f(name, cfg, c.log)
 		if err != nil {
 			p.AddErr(err)
 			continue
@@ -118,7 +118,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		if !ok {
 			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "unknown checkpoint manager; known: %s (Samza's class names for them work too)", strings.Join(slices.Sorted(maps.Keys(opts.Checkpoints)), ", "))
 		} else if err := p.Err(); err == nil {
-			m, err := f(jc, c.systems, c.log.With("checkpoints", jc.CheckpointFactory))
+			m, err := f(jc, c.systems, c.log)
 			p.AddErr(err)
 			c.cpm = m
 		}

@@ -166,4 +166,5 @@ type System interface {
 // Factory builds a system named name from the job's whole configuration (its own keys
 // are under systems.<name>.). It validates configuration and connects to nothing;
 // every configuration problem is reported in the returned error, each naming its key.
+// The logger is the container's; a system adds its own name to what it logs.
 type Factory func(name string, cfg config.Config, logger *slog.Logger) (System, error)
