@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBroker runs `sluice broker` and waits until it accepts connections.
+func startBroker(t *testing.T, addr, dir string) *proc {
+	t.Helper()
+	p := start(t, "broker", "--listen="+addr, "--data-dir="+dir)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("broker exited: %s", p.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("broker did not listen on %s", addr)
+	return nil
+}
+
+// TestBrokerRestartLosesNothing stops and restarts `sluice broker` (same data directory)
+// in the middle of a run. The job either rides it out or stops with an error; restarted
+// as needed, every message reaches the output.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	const n, partitions = 200_000, 4
+	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
+	b := startBroker(t, addr, dir)
+	createTopics(t, addr, partitions, "in", "out")
+	produce(t, addr, "in", partitions, "r", 0, n)
+	cfg := passthroughConfig(t, addr, "restart", "task.commit.ms=100")
+
+	job := start(t, "run", "--config-path="+cfg)
+	var before int64
+	for wait := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+		before = endTotal(t, addr, "out")
+	}
+	if before == 0 || before >= n {
+		t.Fatalf("the broker restart must land mid-run, but %d of %d messages were copied; adjust the pacing", before, n)
+	}
+	t.Logf("stopping the broker with %d of %d messages copied", before, n)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("broker exited %d on SIGTERM: %s", code, b.stderr.String())
+	}
+	time.Sleep(500 * time.Millisecond)
+	b = startBroker(t, addr, dir)
+
+	runs, rodeOut := 1, false
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-job.done:
+		case <-time.After(200 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatalf("the job neither finished nor failed in 90 s; stderr:\n%s", tail(job.stderr.String(), 30))
+			}
+			if endTotal(t, addr, "out") < n {
+				continue
+			}
+			// Everything is copied while the job still runs: it rode the restart out.
+			rodeOut = runs == 1
+			job.cmd.Process.Signal(syscall.SIGTERM)
+			<-job.done
+		}
+		code := job.cmd.ProcessState.ExitCode()
+		if code == 0 {
+			break
+		}
+		if code != 1 || runs >= 5 {
+			t.Fatalf("run %d exited %d; stderr:\n%s", runs, code, tail(job.stderr.String(), 30))
+		}
+		errLines := grep(job.stderr.String(), "level=ERROR")
+		t.Logf("run %d stopped with an error (exit 1), restarting it: %s", runs, strings.Join(errLines[:min(2, len(errLines))], " | "))
+		runs++
+		job = start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	}
+	t.Logf("the first run rode out the broker restart: %v", rodeOut)
+	values := readAll(t, addr, "out")
+	distinct, dups, missing := counts(values, "r", n)
+	t.Logf("runs %d, outputs %d, distinct %d, duplicates %d", runs, len(values), distinct, dups)
+	if len(missing) > 0 {
+		t.Fatalf("%d messages lost across the broker restart, e.g. %v", len(missing), missing[:min(5, len(missing))])
+	}
+	fmt.Fprintf(testOutput{t}, "broker restart: %d runs, %d inputs, %d outputs, 0 lost\n", runs, n, len(values))
+}
