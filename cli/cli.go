@@ -39,7 +39,8 @@ const usage = `usage: sluice <command> [flags]
 
 commands:
   run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up]
-  checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH [--new-offsets=PATH] [--force]
+  checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
+                   [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
   quickstart       run the example page-view job on an embedded broker, with nothing installed
 

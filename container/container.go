@@ -424,6 +424,14 @@ func (r *run) loop(ctx context.Context) error {
 		}
 	}
 
+	// Tasks already at their end count now, before their goroutines own caughtUp; the
+	// others report through evCaughtUp.
+	caughtUp := 0
+	for _, t := range r.tasks {
+		if t.caughtUp {
+			caughtUp++
+		}
+	}
 	var wg sync.WaitGroup
 	errCh := make(chan error, len(r.tasks)+len(r.consumers))
 	taskCtx := context.WithoutCancel(ctx) // in-flight messages finish even after a signal
@@ -450,12 +458,6 @@ func (r *run) loop(ctx context.Context) error {
 	}
 	st := newStatus(r)
 	votes := map[*taskInstance]bool{}
-	caughtUp := 0
-	for _, t := range r.tasks {
-		if t.caughtUp {
-			caughtUp++
-		}
-	}
 	var failure error
 	reason := ""
 	if r.c.opts.ExitWhenCaughtUp && caughtUp == len(r.tasks) {

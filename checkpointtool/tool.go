@@ -1,0 +1,387 @@
+// Package checkpointtool prints and rewrites the checkpoints of a job: the logic of
+// `sluice checkpoint-tool` (SPEC.md §5) as a library, with no flags, no globals and no
+// os.Exit. It works on a *container.Model, which gives the job's tasks, the partitions
+// each reads, their current offsets and the started checkpoint manager.
+//
+// # Printing
+//
+// Tool.Print writes the latest checkpoint of every task of the job to Options.Stdout as
+// a Java properties file, sorted by task (Partition 2 before Partition 10) then by
+// partition, one line per partition a task reads:
+//
+//	tasknames.Partition\ 0.systems.kafka.streams.PageViewEvent.partitions.0=1234
+//
+// Each offset is the offset of the NEXT message the task reads (Kafka's committed-offset
+// convention, not Samza's last-processed one): 0 replays a partition from its start.
+// Partitions without a checkpoint yet are listed with the offsets the job would start
+// them at (samza.offset.default), after a "#" comment line that says so. Nothing else
+// goes to Stdout; notes and warnings go to Options.Stderr. A stored checkpoint that
+// cannot be decoded is an error naming it, and nothing is printed.
+//
+// # Rewriting
+//
+// Tool.PlanFile reads a file of the same form (typically the printed one, edited) and
+// validates every entry against the job before anything is written; Tool.PlanReset
+// computes offsets from the system (oldest, upcoming, or the first message at or after
+// a time). Tool.Apply writes a plan through the checkpoint manager, one task at a time.
+// Tool.Run does all of it for a Request.
+//
+// An entry equal to the stored offset is no change; so is an entry, for a partition
+// without a checkpoint, equal to the offset the job would start it at by default. The
+// printed file fed back unchanged therefore writes nothing. By default the entries are
+// merged into the stored checkpoints (partitions not named keep their offsets); with
+// Request.Replace, each task named gets exactly the file's partitions.
+//
+// Validation reports every problem at once, each naming the file, line and key: a key
+// not of the form tasknames.<task>.systems.<system>.streams.<stream>.partitions.<p>
+// (split by matching the job's own task and stream names, so both may contain dots), an
+// unknown task, a partition the task does not read, a duplicate, an empty, negative or
+// malformed offset (as the system's Admin judges it), and an offset outside the range
+// the system still retains, [oldest, upcoming] — refused unless Options.Force, which
+// makes it a warning. The one exception is offset 0 before the oldest retained offset of
+// a stream whose out-of-range policy (consumer.auto.offset.reset) is oldest: it means
+// "from the beginning" and the job starts at the oldest retained message, so it is
+// accepted with a note.
+//
+// Writing is refused while the checkpoint manager can tell that the job is running
+// (a container holds its run lock), unless Options.Force: a running job overwrites the
+// checkpoints at its next commit and reads them only at start.
+package checkpointtool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/config/properties"
+	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/offset"
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Options says how the tool behaves.
+type Options struct {
+	// Stdout receives the printed checkpoints, or the table of changes when writing.
+	Stdout io.Writer
+	// Stderr receives notes, warnings and the outcome of writes. Errors are returned,
+	// not written.
+	Stderr io.Writer
+	// ConfigPath is the job's configuration as the user named it; the printed header
+	// shows it in the command that feeds the file back. Empty shows "PATH".
+	ConfigPath string
+	// Force writes while the job is running, and writes offsets outside the retained
+	// range, each with a warning instead of a refusal.
+	Force bool
+	// DryRun shows what would change and writes nothing.
+	DryRun bool
+}
+
+// Request says what the tool is to do. The zero Request prints the checkpoints.
+type Request struct {
+	// NewOffsets names a properties file (a path or a file:// URL) of offsets to write.
+	NewOffsets string
+	// Replace makes each task named in NewOffsets hold exactly the file's partitions,
+	// instead of merging the file into its stored checkpoint.
+	Replace bool
+	// ResetTo is "oldest", "upcoming" or an RFC 3339 time: every task's partitions are
+	// set to that offset of the system. Mutually exclusive with NewOffsets.
+	ResetTo string
+	// Streams limits ResetTo to these input streams, as system.stream.
+	Streams []string
+}
+
+// Check reports a request that makes no sense, wrapping ErrBadInput.
+func (r Request) Check() error {
+	var errs []string
+	if r.NewOffsets != "" && r.ResetTo != "" {
+		errs = append(errs, "--new-offsets and --reset-to cannot be used together")
+	}
+	if r.Replace && r.NewOffsets == "" {
+		errs = append(errs, "--replace needs --new-offsets")
+	}
+	if len(r.Streams) > 0 && r.ResetTo == "" {
+		errs = append(errs, "--streams needs --reset-to")
+	}
+	if r.ResetTo != "" {
+		if _, err := ParseResetTarget(r.ResetTo); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, s := range r.Streams {
+		if _, err := system.ParseSystemStream(s); err != nil {
+			errs = append(errs, "--streams: "+err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return badInput("%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// Tool prints and rewrites the checkpoints of one job. Create it with New.
+type Tool struct {
+	m    *container.Model
+	opts Options
+}
+
+// New returns a tool over an open model. The model must have a checkpoint manager; the
+// caller closes the model.
+func New(m *container.Model, opts Options) *Tool {
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	return &Tool{m: m, opts: opts}
+}
+
+// Run prints the checkpoints, or plans and applies the rewrite req asks for.
+func (t *Tool) Run(ctx context.Context, req Request) error {
+	if err := req.Check(); err != nil {
+		return err
+	}
+	if t.opts.DryRun && req.NewOffsets == "" && req.ResetTo == "" {
+		return badInput("--dry-run needs --new-offsets or --reset-to: printing writes nothing anyway")
+	}
+	var (
+		p   *Plan
+		err error
+	)
+	switch {
+	case req.NewOffsets != "":
+		path, perr := config.LocalPath(req.NewOffsets)
+		if perr != nil {
+			return badInput("--new-offsets: %v", perr)
+		}
+		data, rerr := readFile(path)
+		if rerr != nil {
+			return badInput("--new-offsets: cannot read %s: %v", req.NewOffsets, rerr)
+		}
+		p, err = t.PlanFile(ctx, req.NewOffsets, bytes.NewReader(data), req.Replace)
+	case req.ResetTo != "":
+		target, _ := ParseResetTarget(req.ResetTo) // checked above
+		var streams []system.SystemStream
+		for _, s := range req.Streams {
+			ss, _ := system.ParseSystemStream(s) // checked above
+			streams = append(streams, ss)
+		}
+		p, err = t.PlanReset(ctx, target, streams)
+	default:
+		return t.Print(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return t.Apply(ctx, p)
+}
+
+func (t *Tool) notef(format string, args ...any) {
+	fmt.Fprintf(t.opts.Stderr, "note: "+format+"\n", args...)
+}
+
+func (t *Tool) warnf(format string, args ...any) {
+	fmt.Fprintf(t.opts.Stderr, "warning: "+format+"\n", args...)
+}
+
+// stored is what the checkpoint manager holds for the job's tasks.
+type stored struct {
+	tasks   []string // the job's tasks, sorted
+	cps     map[string]checkpoint.Checkpoint
+	corrupt map[string]error
+}
+
+func (t *Tool) manager() (checkpoint.Manager, error) {
+	if t.m.Checkpoints == nil {
+		return nil, badInput("job %q has no checkpoint manager (task.checkpoint.factory is not set): it keeps no checkpoints to print or rewrite", t.m.Job.Name)
+	}
+	return t.m.Checkpoints, nil
+}
+
+// read reads the latest checkpoint of every task of the job. A corrupt checkpoint is
+// recorded, not returned as an error; any other read error is.
+func (t *Tool) read(ctx context.Context) (*stored, error) {
+	cpm, err := t.manager()
+	if err != nil {
+		return nil, err
+	}
+	s := &stored{
+		tasks:   slices.SortedFunc(maps.Keys(t.m.Tasks), compareTasks),
+		cps:     map[string]checkpoint.Checkpoint{},
+		corrupt: map[string]error{},
+	}
+	for _, task := range s.tasks {
+		cp, err := cpm.Read(ctx, task)
+		switch {
+		case err == nil:
+			s.cps[task] = cp
+		case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		case errors.Is(err, checkpoint.ErrCorrupt):
+			s.corrupt[task] = err
+		default:
+			return nil, fmt.Errorf("read the checkpoint of task %q: %w", task, err)
+		}
+	}
+	if l, ok := cpm.(checkpoint.Lister); ok {
+		all, err := l.Tasks(ctx)
+		if err != nil {
+			t.warnf("cannot list the stored checkpoints: %v", err)
+		}
+		var extra []string
+		for _, task := range all {
+			if _, ok := t.m.Tasks[task]; !ok {
+				extra = append(extra, task)
+			}
+		}
+		if len(extra) > 0 {
+			slices.SortFunc(extra, compareTasks)
+			t.notef("checkpoints are stored for %s, which the job no longer has (its inputs have fewer partitions); they are not shown and never used", quoteList(extra))
+		}
+	}
+	return s, nil
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// corruptError reports the corrupt checkpoints among s, with what to do.
+func corruptError(s *stored, what string) error {
+	var errs []error
+	for _, task := range s.tasks {
+		if err, ok := s.corrupt[task]; ok {
+			errs = append(errs, fmt.Errorf("task %q: %w", task, err))
+		}
+	}
+	n := len(errs)
+	return fmt.Errorf("%s: the stored %s of %d %s corrupt:\n%w\n"+
+		"to replace a corrupt checkpoint, write the task's offsets with --new-offsets=FILE --replace, or use --reset-to",
+		what, plural(n, "checkpoint", "checkpoints"), n, plural(n, "task is", "tasks are"), errors.Join(errs...))
+}
+
+type runState int
+
+const (
+	runUnknown runState = iota // the manager cannot tell
+	runStopped
+	runRunning
+)
+
+// runState asks the checkpoint manager whether the job is running. The error is the
+// manager's: wrapping checkpoint.ErrJobRunning when running, anything else when the
+// check itself failed.
+func (t *Tool) runState(ctx context.Context) (runState, error) {
+	var err error
+	switch c := t.m.Checkpoints.(type) {
+	case interface{ CheckNotRunning(context.Context) error }:
+		err = c.CheckNotRunning(ctx)
+	case interface{ CheckNotRunning() error }:
+		err = c.CheckNotRunning()
+	default:
+		return runUnknown, nil
+	}
+	switch {
+	case err == nil:
+		return runStopped, nil
+	case errors.Is(err, checkpoint.ErrJobRunning):
+		return runRunning, err
+	}
+	return runUnknown, err
+}
+
+// Print writes the latest checkpoint of every task of the job to Stdout as a
+// properties file; see the package documentation.
+func (t *Tool) Print(ctx context.Context) error {
+	s, err := t.read(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.corrupt) > 0 {
+		return corruptError(s, "nothing was printed")
+	}
+	switch st, err := t.runState(ctx); {
+	case st == runRunning:
+		t.notef("the job is running (%v): its containers commit new checkpoints as they go, so the printed offsets may already be stale", err)
+	case err != nil:
+		t.warnf("cannot tell whether the job is running: %v", err)
+	}
+	var b bytes.Buffer
+	t.header(&b)
+	for _, task := range s.tasks {
+		cp, has := s.cps[task]
+		var defaults map[system.SystemStreamPartition]offset.Start
+		b.WriteString("\n")
+		inDefaults := false
+		for _, ssp := range t.m.Tasks[task] {
+			off, ok := cp.Offsets[ssp]
+			if !ok {
+				if defaults == nil {
+					defaults, err = t.m.DefaultStarts(task)
+					if err != nil {
+						return fmt.Errorf("default starting offsets of task %q: %w", task, err)
+					}
+				}
+				off = defaults[ssp].Offset
+				if !inDefaults {
+					if has {
+						fmt.Fprintf(&b, "# %s has no checkpoint of the partitions below yet: these are the offsets it would start at by default (samza.offset.default), not stored ones\n", commentSafe(task))
+					} else {
+						fmt.Fprintf(&b, "# %s has no checkpoint yet: these are the offsets it would start at by default (samza.offset.default), not stored ones\n", commentSafe(task))
+					}
+				}
+				inDefaults = true
+			} else {
+				inDefaults = false
+			}
+			fmt.Fprintf(&b, "%s=%s\n", properties.EscapeKey(Key(task, ssp)), properties.EscapeValue(off))
+		}
+		if has {
+			for _, ssp := range cp.Partitions() {
+				if !slices.Contains(t.m.Tasks[task], ssp) {
+					t.notef("the checkpoint of task %q holds offset %s of %s, which is no longer an input of the task: not shown, and ignored by the job", task, cp.Offsets[ssp], ssp)
+				}
+			}
+		}
+	}
+	for _, in := range t.m.Job.Inputs {
+		if t.m.Job.ResetOffset(in) {
+			t.notef("stream %s has samza.reset.offset=true: the job ignores its checkpointed offsets and starts at its default on every start", in)
+		}
+	}
+	_, err = t.opts.Stdout.Write(b.Bytes())
+	return err
+}
+
+func (t *Tool) header(b *bytes.Buffer) {
+	cfg := t.opts.ConfigPath
+	if cfg == "" {
+		cfg = "PATH"
+	}
+	fmt.Fprintf(b, "# Checkpoints of job %s (job.id %s), from the %s checkpoint manager.\n", commentSafe(t.m.Job.Name), commentSafe(t.m.Job.ID), t.m.Job.CheckpointFactory)
+	b.WriteString("# One line per task and input partition:\n")
+	b.WriteString("#   " + keyForm + "=<offset>\n")
+	b.WriteString("# An offset is the NEXT offset the task will read, not the last one it processed:\n")
+	b.WriteString("# 0 replays a partition from its oldest message.\n")
+	b.WriteString("# To move checkpoints: stop the job, edit the offsets (unchanged and deleted lines\n")
+	b.WriteString("# keep their stored offsets), and write them back with\n")
+	fmt.Fprintf(b, "#   sluice checkpoint-tool --config-path=%s --new-offsets=FILE [--dry-run]\n", commentSafe(cfg))
+}
+
+// commentSafe keeps s on one comment line.
+func commentSafe(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 }) {
+		return strings.Trim(fmt.Sprintf("%q", s), `"`)
+	}
+	return s
+}

@@ -1,0 +1,155 @@
+package cli_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runToEnd runs the job's container until it has caught up, and returns how many
+// messages the output topic then holds.
+func (e *toolEnv) runToEnd(t *testing.T, cfg string) int64 {
+	t.Helper()
+	r := e.sluice(t, t.Context(), "run", "--config-path="+cfg, "--exit-when-caught-up", "--log-level=warn")
+	if r.code != 0 {
+		t.Fatalf("sluice run: exit %d\n%s", r.code, r.stderr)
+	}
+	return e.count(t, "out")
+}
+
+// printLines prints the checkpoints and returns the offset lines (no comments).
+func (e *toolEnv) printLines(t *testing.T, cfg string) (string, []string) {
+	t.Helper()
+	r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+cfg)
+	if r.code != 0 {
+		t.Fatalf("print: exit %d\n%s", r.code, r.stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(l, "tasknames.") {
+			lines = append(lines, l)
+		}
+	}
+	return r.stdout, lines
+}
+
+func wantToolLines(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("printed offsets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// toolReplayAndSkip is the end-to-end scenario on one job config: run a passthrough job to
+// the end; print; set every offset to 0 and run again (every message is processed a
+// second time); publish more, reset to upcoming and run again (nothing is processed).
+func toolReplayAndSkip(t *testing.T, e *toolEnv) {
+	e.produce(t, "PageViewEvent", 0, 5, t0)
+	e.produce(t, "PageViewEvent", 1, 3, t0)
+	if n := e.runToEnd(t, e.cfg); n != 8 {
+		t.Fatalf("first run: %d messages out, want 8", n)
+	}
+	printed, lines := e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=5", kP1+"=3")
+
+	// Every offset to 0: the whole input again.
+	edited := toolSetLine(t, toolSetLine(t, printed, kP0, "0"), kP1, "0")
+	path := e.writeFile(t, "zero.properties", edited)
+	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--new-offsets="+path); r.code != 0 {
+		t.Fatalf("write zeros: exit %d\n%s", r.code, r.stderr)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=0", kP1+"=0")
+	if n := e.runToEnd(t, e.cfg); n != 16 {
+		t.Fatalf("after setting every offset to 0: %d messages out, want 16 (each processed twice)", n)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=5", kP1+"=3")
+
+	// New messages, then every offset to the end: the new ones are skipped.
+	e.produce(t, "PageViewEvent", 0, 2, t0.Add(time.Hour))
+	e.produce(t, "PageViewEvent", 1, 4, t0.Add(time.Hour))
+	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=upcoming"); r.code != 0 {
+		t.Fatalf("reset to upcoming: exit %d\n%s", r.code, r.stderr)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=7", kP1+"=7")
+	if n := e.runToEnd(t, e.cfg); n != 16 {
+		t.Fatalf("after --reset-to=upcoming: %d messages out, want 16 (nothing processed)", n)
+	}
+
+	// Back to the first of the new messages, by time: only they are processed.
+	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=2024-05-01T13:00:00Z"); r.code != 0 {
+		t.Fatalf("reset to a time: exit %d\n%s", r.code, r.stderr)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=5", kP1+"=3")
+	if n := e.runToEnd(t, e.cfg); n != 22 {
+		t.Fatalf("after --reset-to=<time of the new messages>: %d messages out, want 22 (the 6 new ones)", n)
+	}
+}
+
+// TestEndToEndFilesystemCheckpoints runs the scenario with filesystem checkpoints.
+func TestEndToEndFilesystemCheckpoints(t *testing.T) {
+	t.Parallel()
+	toolReplayAndSkip(t, newToolEnv(t))
+}
+
+// TestEndToEndKafkaCheckpoints runs the scenario with the Kafka checkpoint manager,
+// then checks that the tool refuses to write while a container holds the job's run
+// lock, prints with a note, and writes once the container has stopped.
+func TestEndToEndKafkaCheckpoints(t *testing.T) {
+	t.Parallel()
+	e := newToolEnv(t, "task.checkpoint.factory", "kafka", "task.checkpoint.system", "kafka")
+	toolReplayAndSkip(t, e)
+	printed, _ := e.printLines(t, e.cfg)
+	if !strings.Contains(printed, "from the kafka checkpoint manager") {
+		t.Errorf("header does not name the kafka checkpoint manager:\n%s", printed)
+	}
+
+	// A container runs (and does not stop by itself).
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan toolRun, 1)
+	go func() { done <- e.sluice(t, ctx, "run", "--config-path="+e.cfg, "--log-level=warn") }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg)
+		if r.code != 0 {
+			t.Fatalf("print while starting: exit %d\n%s", r.code, r.stderr)
+		}
+		if strings.Contains(r.stderr, "the job is running") {
+			if !strings.Contains(r.stderr, "may already be stale") {
+				t.Errorf("print while running: no staleness note:\n%s", r.stderr)
+			}
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("container stopped: exit %d\n%s", r.code, r.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tool never saw the running container")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=oldest")
+	if r.code != 1 || !strings.Contains(r.stderr, "refusing to write checkpoints while the job is running") || !strings.Contains(r.stderr, "checkpoint: the job is running") {
+		t.Fatalf("write while running: exit %d, want 1 and a refusal\n%s", r.code, r.stderr)
+	}
+	_, lines := e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=7", kP1+"=7")
+
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("container: exit %d\n%s", r.code, r.stderr)
+	}
+	r = e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=oldest")
+	if r.code != 0 {
+		t.Fatalf("write after the container stopped: exit %d\n%s", r.code, r.stderr)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=0", kP1+"=0")
+}

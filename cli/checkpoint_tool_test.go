@@ -1,0 +1,409 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-streams/sluice/builtin"
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/checkpoint/filesystem"
+	"github.com/sluice-streams/sluice/cli"
+	"github.com/sluice-streams/sluice/kafka/kafkatest"
+	"github.com/sluice-streams/sluice/system"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/")
+
+// t0 is when the fixture's messages were published (their Kafka timestamps).
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// toolEnv is one job on its own embedded broker: the topics, the job's config file and a
+// scratch directory.
+type toolEnv struct {
+	dir    string
+	seeds  string
+	cfg    string // path of the job's .properties
+	client *kgo.Client
+}
+
+// newToolEnv starts a kfake broker with topics PageViewEvent and out (two partitions each)
+// and writes the config of a passthrough job from PageViewEvent to out, with
+// filesystem checkpoints (extra keys are added or override).
+func newToolEnv(t *testing.T, extra ...string) *toolEnv {
+	t.Helper()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "out"))
+	e := &toolEnv{dir: t.TempDir(), seeds: kafkatest.Seeds(c)}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	e.client = cl
+	kv := []string{
+		"job.name", "page-views",
+		"task.class", "passthrough",
+		"task.inputs", "kafka.PageViewEvent",
+		"task.passthrough.output", "kafka.out",
+		"task.commit.ms", "-1",
+		"systems.kafka.samza.factory", "kafka",
+		"systems.kafka.consumer.bootstrap.servers", e.seeds,
+		"systems.kafka.producer.bootstrap.servers", e.seeds,
+		"systems.kafka.samza.offset.default", "oldest",
+		"task.checkpoint.factory", "filesystem",
+		"task.checkpoint.path", filepath.Join(e.dir, "checkpoints"),
+	}
+	kv = append(kv, extra...)
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, m[k])
+	}
+	e.cfg = filepath.Join(e.dir, "job.properties")
+	if err := os.WriteFile(e.cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// produce appends n messages to partition p of topic, one a minute from start.
+func (e *toolEnv) produce(t *testing.T, topic string, p int32, n int, start time.Time) {
+	t.Helper()
+	var rs []*kgo.Record
+	for i := range n {
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "m%d", i), Timestamp: start.Add(time.Duration(i) * time.Minute)})
+	}
+	if err := e.client.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count returns how many messages topic holds in all.
+func (e *toolEnv) count(t *testing.T, topic string) int64 {
+	t.Helper()
+	out, err := kadm.NewClient(e.client).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	out.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+func (e *toolEnv) fsManager(t *testing.T) *filesystem.Manager {
+	t.Helper()
+	m, err := filesystem.New(filepath.Join(e.dir, "checkpoints"), "page-views", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// stored describes the filesystem checkpoints, one line per task.
+func (e *toolEnv) stored(t *testing.T) string {
+	t.Helper()
+	m := e.fsManager(t)
+	tasks, err := m.Tasks(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, task := range tasks {
+		cp, err := m.Read(context.Background(), task)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: error: %v\n", task, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:", task)
+		for _, ssp := range cp.Partitions() {
+			fmt.Fprintf(&b, " %s=%s", ssp, cp.Offsets[ssp])
+		}
+		b.WriteString("\n")
+	}
+	if len(tasks) == 0 {
+		b.WriteString("(none)\n")
+	}
+	return b.String()
+}
+
+type toolRun struct {
+	args           []string
+	stdout, stderr string
+	code           int
+}
+
+// sluice runs one command in-process, as the sluice binary would.
+func (e *toolEnv) sluice(t *testing.T, ctx context.Context, args ...string) toolRun {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, args, builtin.Tasks(), &stdout, &stderr)
+	return toolRun{args, stdout.String(), stderr.String(), code}
+}
+
+var slogTime = regexp.MustCompile(`time=\S+ `)
+
+// norm makes output stable: temporary paths, broker addresses and log times replaced.
+func (e *toolEnv) norm(s string) string {
+	s = strings.ReplaceAll(s, e.dir, "$TMP")
+	s = strings.ReplaceAll(s, e.seeds, "$BROKER")
+	return slogTime.ReplaceAllString(s, "")
+}
+
+func (e *toolEnv) transcript(r toolRun) string {
+	return e.norm(fmt.Sprintf("$ sluice %s\n-- stdout --\n%s-- stderr --\n%s-- exit %d --\n", strings.Join(r.args, " "), r.stdout, r.stderr, r.code))
+}
+
+func toolGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "checkpoint-tool", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("transcript differs from %s (go test -update rewrites it):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+// writeFile writes a --new-offsets file into the env's directory and returns its path.
+func (e *toolEnv) writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(e.dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func toolSetLine(t *testing.T, file, key, value string) string {
+	t.Helper()
+	lines := strings.Split(file, "\n")
+	for i, l := range lines {
+		if k, _, ok := strings.Cut(l, "="); ok && k == key {
+			lines[i] = k + "=" + value
+			return strings.Join(lines, "\n")
+		}
+	}
+	t.Fatalf("no key %s in\n%s", key, file)
+	return ""
+}
+
+const (
+	kP0 = `tasknames.Partition\ 0.systems.kafka.streams.PageViewEvent.partitions.0`
+	kP1 = `tasknames.Partition\ 1.systems.kafka.streams.PageViewEvent.partitions.1`
+)
+
+var (
+	pv0 = system.NewSSP("kafka", "PageViewEvent", 0)
+	pv1 = system.NewSSP("kafka", "PageViewEvent", 1)
+)
+
+// TestCheckpointToolTranscripts drives `sluice checkpoint-tool` through cli.Main on an
+// embedded broker and compares each transcript (arguments, stdout, stderr, exit code,
+// and the stored checkpoints afterwards) with testdata/checkpoint-tool/<name>.golden.
+//
+// Fixture: PageViewEvent#0 holds offsets 0..5 published at 12:00..12:05 on 2024-05-01,
+// PageViewEvent#1 offsets 0..3 at 12:00..12:03. Partition 0 has checkpoint 4; Partition 1
+// has none (default oldest: 0).
+func TestCheckpointToolTranscripts(t *testing.T) {
+	type step struct {
+		args []string // "$CFG" is the config path, "$FILE" the --new-offsets file
+		file string   // content of $FILE; "$PRINTED" is replaced by a fresh print
+		edit func(t *testing.T, printed string) string
+		code int
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *toolEnv) (cleanup func())
+		step  step
+		// unchanged: the stored checkpoints must be as before.
+		unchanged bool
+	}{
+		{name: "print", step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
+		{name: "print-file-url", step: step{args: []string{"--config-path=file://$CFG"}}, unchanged: true},
+		{name: "print-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
+		{name: "print-corrupt", setup: toolCorruptP0, step: step{args: []string{"--config-path=$CFG"}, code: 1}, unchanged: true},
+		{name: "roundtrip-noop", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return p }}, unchanged: true},
+		{name: "merge", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP0, "2") }}},
+		{name: "replace", step: step{args: []string{"--config-path=$CFG", "--new-offsets=file://$FILE", "--replace"},
+			file: kP1 + "=3\n"}},
+		{name: "validation-errors", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"}, code: 2,
+			file: strings.Join([]string{
+				`tasknames.Partition\ 2.systems.kafka.streams.PageViewEvent.partitions.2=0`,
+				`tasknames.Partition\ 0.systems.kafka.streams.PageViewEvent.partitions.1=0`,
+				`tasknames.Partition\ 0.systems.kafka.streams.Clicks.partitions.0=0`,
+				`tasknames.Partition\ 0.systems.kafka.PageViewEvent.0=0`,
+				kP0 + "=four",
+				kP1 + "=-4",
+				kP0 + "=3",
+				"",
+			}, "\n")}, unchanged: true},
+		{name: "validation-out-of-range", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"}, code: 2,
+			file: kP0 + "=7\n" + kP1 + "=5\n"}, unchanged: true},
+		{name: "validation-deleted-by-retention", setup: toolDeleteBefore2, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"}, code: 2,
+			file: kP0 + "=1\n"}, unchanged: true},
+		{name: "zero-after-retention", setup: toolDeleteBefore2, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			file: kP0 + "=0\n" + kP1 + "=0\n"}},
+		{name: "force-out-of-range", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE", "--force"},
+			file: kP1 + "=7\n"}},
+		{name: "all-zero", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return toolSetLine(t, toolSetLine(t, p, kP0, "0"), kP1, "0") }}},
+		{name: "reset-oldest", step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest"}}},
+		{name: "reset-upcoming", step: step{args: []string{"--config-path=$CFG", "--reset-to=upcoming"}}},
+		{name: "reset-time", step: step{args: []string{"--config-path=$CFG", "--reset-to=2024-05-01T12:02:30Z"}}},
+		{name: "reset-time-zone", step: step{args: []string{"--config-path=$CFG", "--reset-to=2024-05-01T14:01:00+02:00"}}},
+		{name: "reset-time-future", step: step{args: []string{"--config-path=$CFG", "--reset-to=2099-01-01T00:00:00Z"}}},
+		{name: "reset-streams", step: step{args: []string{"--config-path=$CFG", "--reset-to=upcoming", "--streams=kafka.PageViewEvent"}}},
+		{name: "dry-run", step: step{args: []string{"--config-path=$CFG", "--reset-to=upcoming", "--dry-run"}}, unchanged: true},
+		{name: "dry-run-file", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE", "--dry-run"},
+			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP1, "3") }}, unchanged: true},
+		{name: "refuse-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest"}, code: 1}, unchanged: true},
+		{name: "force-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest", "--force"}}},
+		{name: "usage-no-config", step: step{args: []string{}, code: 2}, unchanged: true},
+		{name: "usage-conflict", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE", "--reset-to=oldest"}, file: kP0 + "=1\n", code: 2}, unchanged: true},
+		{name: "usage-replace-alone", step: step{args: []string{"--config-path=$CFG", "--replace", "--streams=kafka.PageViewEvent"}, code: 2}, unchanged: true},
+		{name: "usage-bad-time", step: step{args: []string{"--config-path=$CFG", "--reset-to=yesterday"}, code: 2}, unchanged: true},
+		{name: "usage-dry-run-alone", step: step{args: []string{"--config-path=$CFG", "--dry-run"}, code: 2}, unchanged: true},
+		{name: "usage-unknown-flag", step: step{args: []string{"--config-path=$CFG", "--offsets=x"}, code: 2}, unchanged: true},
+		{name: "usage-unknown-stream", step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest", "--streams=kafka.Clicks"}, code: 2}, unchanged: true},
+		{name: "config-error", step: step{args: []string{"--config-path=$TMP/bad.properties"}, code: 2}, unchanged: true,
+			setup: func(t *testing.T, e *toolEnv) func() {
+				e.writeFile(t, "bad.properties", "task.inputs=kafka.PageViewEvent\nsystems.kafka.samza.offset.default=sometimes\n")
+				return nil
+			}},
+		{name: "missing-config", step: step{args: []string{"--config-path=$TMP/nope.properties"}, code: 2}, unchanged: true},
+		{name: "missing-offsets-file", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$TMP/nope.properties"}, code: 2}, unchanged: true},
+		{name: "no-checkpoint-manager", step: step{args: []string{"--config-path=$TMP/nocp.properties"}, code: 2}, unchanged: true,
+			setup: func(t *testing.T, e *toolEnv) func() {
+				b, err := os.ReadFile(e.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.writeFile(t, "nocp.properties", regexp.MustCompile(`(?m)^task\.checkpoint\..*\n`).ReplaceAllString(string(b), ""))
+				return nil
+			}},
+		{name: "unknown-task-class", step: step{args: []string{"--config-path=$TMP/custom.properties"}}, unchanged: true,
+			setup: func(t *testing.T, e *toolEnv) func() {
+				b, err := os.ReadFile(e.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.writeFile(t, "custom.properties", strings.Replace(string(b), "task.class=passthrough", "task.class=com.example.MyTask", 1))
+				return nil
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToolEnv(t)
+			e.produce(t, "PageViewEvent", 0, 6, t0)
+			e.produce(t, "PageViewEvent", 1, 4, t0)
+			if err := e.fsManager(t).Write(context.Background(), "Partition 0", checkpoint.New(map[system.SystemStreamPartition]string{pv0: "4"})); err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != nil {
+				if cleanup := tc.setup(t, e); cleanup != nil {
+					defer cleanup()
+				}
+			}
+			before := e.stored(t)
+			var transcript strings.Builder
+			file := tc.step.file
+			if tc.step.edit != nil {
+				p := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg)
+				if p.code != 0 {
+					t.Fatalf("print: exit %d: %s", p.code, p.stderr)
+				}
+				file = tc.step.edit(t, p.stdout)
+			}
+			var args []string
+			for _, a := range tc.step.args {
+				a = strings.ReplaceAll(a, "$CFG", e.cfg)
+				a = strings.ReplaceAll(a, "$FILE", filepath.Join(e.dir, "offsets.properties"))
+				args = append(args, strings.ReplaceAll(a, "$TMP", e.dir))
+			}
+			if file != "" {
+				e.writeFile(t, "offsets.properties", file)
+				transcript.WriteString(e.norm("-- $TMP/offsets.properties --\n" + file))
+			}
+			r := e.sluice(t, t.Context(), append([]string{"checkpoint-tool"}, args...)...)
+			transcript.WriteString(e.transcript(r))
+			after := e.stored(t)
+			transcript.WriteString(e.norm("-- stored checkpoints after --\n" + after))
+			if r.code != tc.step.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", r.code, tc.step.code, r.stderr)
+			}
+			if tc.unchanged && after != before {
+				t.Errorf("stored checkpoints changed:\n%s\n%s", before, after)
+			}
+			if !tc.unchanged && after == before {
+				t.Errorf("stored checkpoints did not change:\n%s", after)
+			}
+			toolGolden(t, tc.name, transcript.String())
+		})
+	}
+}
+
+func toolHoldFSLock(t *testing.T, e *toolEnv) func() {
+	t.Helper()
+	l, err := e.fsManager(t).AcquireRunLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { l.Close() }
+}
+
+// toolDeleteBefore2 deletes offsets 0 and 1 of PageViewEvent#0, as retention would.
+func toolDeleteBefore2(t *testing.T, e *toolEnv) func() {
+	t.Helper()
+	var o kadm.Offsets
+	o.AddOffset("PageViewEvent", 0, 2, -1)
+	res, err := kadm.NewClient(e.client).DeleteRecords(context.Background(), o)
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+func toolCorruptP0(t *testing.T, e *toolEnv) func() {
+	t.Helper()
+	// A well-formed header over a document that does not match its checksum.
+	bad := []byte("sluice-checkpoint 1 crc32c=00000000 len=2\n{}\n")
+	if err := os.WriteFile(e.fsManager(t).Path("Partition 0"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
