@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-streams/sluice/kafka"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // checkpointedTotal sums the checkpointed next offsets of topic "in" over all tasks.
@@ -86,14 +87,29 @@ func TestCrashLosesNothing(t *testing.T) {
 	)
 	_, seeds := cluster(t)
 	createTopics(t, seeds, partitions, "in", "out")
-	produce(t, seeds, "in", partitions, "m", 0, n)
+	// The input arrives as a live stream, about 10,000 messages a second, so that
+	// every kill lands while the job is busy.
+	produced := make(chan struct{})
+	produceErr := make(chan error, 1)
+	pcl := client(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	go func() {
+		defer close(produced)
+		for i := 0; i < n; i += 1000 {
+			if err := produceWith(pcl, "in", partitions, "m", i, 1000); err != nil {
+				produceErr <- err
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	cfg := passthroughConfig(t, seeds, "crash", "task.commit.ms=50")
 
+	began := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
 	var prevOut, prevCkpt int64
 	var bound int64
 	killed := 0
-	for killed < kills {
+	for killed < kills || !closed(produced) {
 		p := start(t, "run", "--config-path="+cfg)
 		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
 		select {
@@ -110,14 +126,21 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 		redo := (out - prevOut) - (ckpt - prevCkpt)
 		bound += redo
-		t.Logf("kill %2d: outputs %6d (+%5d), checkpointed %6d (+%5d), to be reprocessed %5d", killed, out, out-prevOut, ckpt, ckpt-prevCkpt, redo)
+		t.Logf("%5.1fs kill %2d: outputs %6d (+%5d), checkpointed %6d (+%5d), to be reprocessed %5d", time.Since(began).Seconds(), killed, out, out-prevOut, ckpt, ckpt-prevCkpt, redo)
 		prevOut, prevCkpt = out, ckpt
+	}
+	select {
+	case err := <-produceErr:
+		t.Fatalf("producing the input: %v", err)
+	default:
 	}
 	p := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("final run exited %d; stderr:\n%s", code, tail(p.stderr.String(), 30))
 	}
+	t.Logf("%5.1fs final run done", time.Since(began).Seconds())
 	values := readAll(t, seeds, "out")
+	t.Logf("%5.1fs output read", time.Since(began).Seconds())
 	distinct, dups, missing := counts(values, "m", n)
 	t.Logf("inputs %d, outputs %d, distinct %d, duplicates %d, bound on duplicates %d", n, len(values), distinct, dups, bound)
 	if len(missing) > 0 {
@@ -133,6 +156,15 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Errorf("final checkpoint covers %d inputs, want %d", got, n)
 	}
 	fmt.Fprintf(testOutput{t}, "crash test: %d kills, %d inputs, %d outputs, %d duplicates (bound %d), 0 lost\n", killed, n, len(values), dups, bound)
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 type testOutput struct{ t *testing.T }

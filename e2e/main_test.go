@@ -80,6 +80,14 @@ func createTopics(t *testing.T, seeds string, partitions int32, topics ...string
 func produce(t *testing.T, seeds, topic string, partitions int32, prefix string, from, n int) {
 	t.Helper()
 	cl := client(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(1<<20))
+	if err := produceWith(cl, topic, partitions, prefix, from, n); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// produceWith is produce on a given client (kgo.ManualPartitioner), safe to call from
+// any goroutine.
+func produceWith(cl *kgo.Client, topic string, partitions int32, prefix string, from, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -98,9 +106,7 @@ func produce(t *testing.T, seeds, topic string, partitions int32, prefix string,
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("produce: %v", firstErr)
-	}
+	return firstErr
 }
 
 // readAll returns the values of every record in topic, up to its current end offsets.

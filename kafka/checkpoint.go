@@ -1,0 +1,456 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/config"
+)
+
+// Checkpoint manager defaults.
+const (
+	// DefaultCheckpointReplicationFactor is task.checkpoint.replication.factor's
+	// default, capped at the number of brokers when the topic is created.
+	DefaultCheckpointReplicationFactor = 3
+	// DefaultCheckpointWriteTimeout is task.checkpoint.write.timeout.ms's default: how
+	// long Write keeps retrying before it gives up.
+	DefaultCheckpointWriteTimeout = 60 * time.Second
+	// RunLockSessionTimeout is how long a container that died without a clean stop
+	// keeps holding its run lock (its consumer group membership).
+	RunLockSessionTimeout = 10 * time.Second
+)
+
+// maxTopicLen is Kafka's limit on topic names.
+const maxTopicLen = 249
+
+// CheckpointManager stores checkpoints in a compacted, single-partition Kafka topic,
+// one record per task per commit, keyed by the task name; see
+// docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager
+// and checkpoint.Lister and is safe for concurrent use.
+//
+// Start reads the whole topic once, from its log start to the end offset it had at
+// Start; the last record of each task wins. Read answers from that snapshot, updated
+// by this manager's own Writes; checkpoints other processes write later are not seen.
+type CheckpointManager struct {
+	sys          *System
+	log          *slog.Logger
+	job, jobID   string
+	topic        string
+	rf           int16
+	writeTimeout time.Duration
+
+	// Test hooks.
+	now   func() time.Time
+	newID func(time.Time) string
+	seq   atomic.Uint64
+
+	mu      sync.Mutex
+	state   int
+	cl      *kgo.Client
+	adm     *kadm.Client
+	entries map[string]*entry
+}
+
+// entry is a task's latest checkpoint, or why it cannot be read.
+type entry struct {
+	cp  checkpoint.Checkpoint
+	err error // a *checkpoint.CorruptError
+}
+
+var (
+	_ checkpoint.Manager = (*CheckpointManager)(nil)
+	_ checkpoint.Lister  = (*CheckpointManager)(nil)
+)
+
+// NewCheckpointManager validates the checkpoint keys of cfg and returns a manager
+// over sys's cluster, unconnected. Keys: job.name (required), job.id (default 1),
+// task.checkpoint.topic (default __samza_checkpoint_<job.name>_<job.id>),
+// task.checkpoint.replication.factor (default 3) and
+// task.checkpoint.write.timeout.ms (default 60000). Every problem is reported at
+// once. The manager connects with the settings of sys's producer and does not need
+// sys to be started. A nil logger discards.
+func NewCheckpointManager(sys *System, cfg config.Config, logger *slog.Logger) (*CheckpointManager, error) {
+	if sys == nil {
+		return nil, errors.New("checkpoint: nil kafka system")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var p config.Problems
+	job, hasJob := cfg.Get("job.name")
+	if !hasJob || job == "" {
+		p.Add("job.name", job, "missing: the Kafka checkpoint topic is named after the job")
+	}
+	jobID := cfg.GetOr("job.id", "1")
+	topic, explicit := cfg.Get("task.checkpoint.topic")
+	switch {
+	case explicit:
+		if err := validTopic(topic); err != nil {
+			p.Add("task.checkpoint.topic", topic, "not a legal Kafka topic name: %v", err)
+		}
+	case job != "":
+		topic = "__samza_checkpoint_" + job + "_" + jobID
+		if err := validTopic(topic); err != nil {
+			key, val := "job.name", job
+			if validTopic(job) == nil && validTopic(jobID) != nil {
+				key, val = "job.id", jobID
+			}
+			p.Add(key, val, "the checkpoint topic %q derived from job.name and job.id is not a legal Kafka topic name (%v); rename the job, or set task.checkpoint.topic", topic, err)
+		}
+	}
+	rf, err := cfg.Int("task.checkpoint.replication.factor", DefaultCheckpointReplicationFactor)
+	p.AddErr(err)
+	if err == nil && (rf < 1 || rf > 32767) {
+		v, _ := cfg.Get("task.checkpoint.replication.factor")
+		p.Add("task.checkpoint.replication.factor", v, "must be from 1 to 32767")
+	}
+	wt, err := cfg.Millis("task.checkpoint.write.timeout.ms", DefaultCheckpointWriteTimeout)
+	p.AddErr(err)
+	if err == nil && wt <= 0 {
+		v, _ := cfg.Get("task.checkpoint.write.timeout.ms")
+		p.Add("task.checkpoint.write.timeout.ms", v, "must be a positive number of milliseconds")
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	m := &CheckpointManager{
+		sys: sys, log: logger.With("checkpoint_topic", topic), job: job, jobID: jobID, topic: topic,
+		rf: int16(rf), writeTimeout: wt, now: time.Now,
+	}
+	m.newID = func(t time.Time) string { return checkpoint.NewID(t, m.seq.Add(1)) }
+	return m, nil
+}
+
+// validTopic checks a name against Kafka's rules: [a-zA-Z0-9._-], at most 249
+// characters, not "." or "..".
+func validTopic(t string) error {
+	switch {
+	case t == "":
+		return errors.New("empty")
+	case t == "." || t == "..":
+		return errors.New(`"." and ".." are reserved`)
+	case len(t) > maxTopicLen:
+		return fmt.Errorf("%d characters, more than Kafka's %d", len(t), maxTopicLen)
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("character %q is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')", c)
+		}
+	}
+	return nil
+}
+
+// Topic returns the checkpoint topic's name.
+func (m *CheckpointManager) Topic() string { return m.topic }
+
+// where names the record at offset, for errors.
+func (m *CheckpointManager) where(offset int64) string {
+	return fmt.Sprintf("topic %s partition 0 offset %d", m.topic, offset)
+}
+
+// clientOpts are the options of the manager's client: the system's producer
+// connection, synchronous acks=all writes to partition 0, and a few retries per
+// attempt so that Write sees the broker's error rather than only its own deadline.
+func (m *CheckpointManager) clientOpts() []kgo.Opt {
+	return append(m.sys.set.producer.opts(m.sys.klog),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+		kgo.RecordRetries(3),
+		kgo.UnknownTopicRetries(2),
+		kgo.RecordDeliveryTimeout(m.writeTimeout),
+		kgo.MetadataMinAge(adminMetadataMinAge),
+	)
+}
+
+// Start creates the topic if it is missing (one partition, cleanup.policy=compact,
+// the configured replication factor capped at the broker count), refuses a topic
+// with more than one partition, warns about one that is not compacted, and reads the
+// latest checkpoint of every task.
+func (m *CheckpointManager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.state {
+	case stateStarted:
+		return nil
+	case stateClosed:
+		return errors.New("checkpoint: Start after Close")
+	}
+	cl, err := kgo.NewClient(m.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	m.cl, m.adm = cl, kadm.NewClient(cl)
+	td, err := m.ensureTopic(ctx)
+	if err == nil {
+		m.entries, err = m.readTopic(ctx, td)
+	}
+	if err != nil {
+		cl.Close()
+		m.cl, m.adm = nil, nil
+		return err
+	}
+	m.state = stateStarted
+	return nil
+}
+
+// ensureTopic creates or validates the checkpoint topic and returns its details.
+func (m *CheckpointManager) ensureTopic(ctx context.Context) (kadm.TopicDetail, error) {
+	pingCtx, cancel := context.WithTimeout(ctx, StartTimeout)
+	err := ping(pingCtx, m.cl, m.sys.set.producer)
+	cancel()
+	if err != nil {
+		return kadm.TopicDetail{}, fmt.Errorf("checkpoint: kafka system %q: %w", m.sys.name, err)
+	}
+	td, err := m.describeTopic(ctx, true)
+	if errors.Is(err, errTopicMissing) {
+		if err := m.createTopic(ctx); err != nil {
+			return kadm.TopicDetail{}, err
+		}
+		td, err = m.describeTopic(ctx, false)
+	}
+	if err != nil {
+		return kadm.TopicDetail{}, fmt.Errorf("checkpoint: looking up topic %s: %w", m.topic, err)
+	}
+	if n := len(td.Partitions); n != 1 {
+		return kadm.TopicDetail{}, fmt.Errorf("checkpoint: topic %s has %d partitions, but a checkpoint topic must have exactly 1 "+
+			"(checkpoints written to the other partitions would never be read back); set task.checkpoint.topic to a new topic, "+
+			"or save the checkpoints with the checkpoint tool, delete the topic and let the job create it again", m.topic, n)
+	}
+	m.warnIfNotCompacted(ctx)
+	return td, nil
+}
+
+// describeTopic returns the topic's metadata. With missingOK, a missing topic is
+// reported at once as kerr.UnknownTopicOrPartition; otherwise it is retried for a
+// short while (a topic just created may take a moment to appear).
+func (m *CheckpointManager) describeTopic(ctx context.Context, missingOK bool) (kadm.TopicDetail, error) {
+	var td kadm.TopicDetail
+	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+		tds, err := m.adm.ListTopics(ctx, m.topic)
+		if err != nil {
+			return err
+		}
+		d, ok := tds[m.topic]
+		switch {
+		case !ok && missingOK:
+			return errTopicMissing
+		case !ok:
+			return kerr.UnknownTopicOrPartition
+		case d.Err != nil && missingOK && errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			return errTopicMissing // not retried: the caller creates it
+		case d.Err != nil:
+			return d.Err
+		}
+		for _, p := range d.Partitions {
+			if p.Err != nil {
+				return fmt.Errorf("partition %d: %w", p.Partition, p.Err)
+			}
+		}
+		td = d
+		return nil
+	})
+	return td, err
+}
+
+// errTopicMissing is describeTopic's answer for a missing topic when the caller will
+// create it.
+var errTopicMissing = errors.New("topic does not exist")
+
+func (m *CheckpointManager) createTopic(ctx context.Context) error {
+	var brokers int
+	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+		md, err := m.adm.BrokerMetadata(ctx)
+		brokers = len(md.Brokers)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: listing brokers to create topic %s: %w", m.topic, err)
+	}
+	rf := m.rf
+	if brokers > 0 && int(rf) > brokers {
+		rf = int16(brokers)
+		m.log.Warn("checkpoint: the cluster has fewer brokers than task.checkpoint.replication.factor; capping the checkpoint topic's replication factor",
+			"replication_factor", m.rf, "brokers", brokers, "using", rf)
+	}
+	compact := "compact"
+	resp, err := m.adm.CreateTopic(ctx, 1, rf, map[string]*string{"cleanup.policy": &compact}, m.topic)
+	switch {
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return nil // another container won the race; validate what it made
+	case err != nil:
+		msg := ""
+		if resp.ErrMessage != "" {
+			msg = " (" + resp.ErrMessage + ")"
+		}
+		return fmt.Errorf("checkpoint: creating topic %s (1 partition, replication factor %d, cleanup.policy=compact)%s: %w", m.topic, rf, msg, err)
+	}
+	m.log.Info("checkpoint: created the checkpoint topic", "partitions", 1, "replication_factor", rf, "cleanup.policy", compact)
+	return nil
+}
+
+func (m *CheckpointManager) warnIfNotCompacted(ctx context.Context) {
+	rcs, err := m.adm.DescribeTopicConfigs(ctx, m.topic)
+	if err == nil {
+		var rc kadm.ResourceConfig
+		rc, err = rcs.On(m.topic, nil)
+		if err == nil && rc.Err != nil {
+			err = rc.Err
+		}
+		if err == nil {
+			for _, c := range rc.Configs {
+				if c.Key == "cleanup.policy" {
+					if v := c.MaybeValue(); !strings.Contains(v, "compact") {
+						m.log.Warn("checkpoint: the checkpoint topic is not compacted, so it grows with every commit and startup reads it all; "+
+							"set its cleanup.policy to compact (kafka-configs --alter --add-config cleanup.policy=compact)",
+							"cleanup.policy", v)
+					}
+					return
+				}
+			}
+			return
+		}
+	}
+	m.log.Warn("checkpoint: cannot check the checkpoint topic's cleanup.policy", "err", err)
+}
+
+// Read returns task's latest checkpoint: ErrNoCheckpoint if it has none (never
+// written, or its latest record is a tombstone), a *checkpoint.CorruptError naming the
+// record if its latest record cannot be decoded.
+func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.startedLocked(); err != nil {
+		return checkpoint.Checkpoint{}, err
+	}
+	e, ok := m.entries[task]
+	switch {
+	case !ok:
+		return checkpoint.Checkpoint{}, fmt.Errorf("task %q in topic %s: %w", task, m.topic, checkpoint.ErrNoCheckpoint)
+	case e.err != nil:
+		return checkpoint.Checkpoint{}, e.err
+	}
+	return checkpoint.New(e.cp.Offsets), nil
+}
+
+// Tasks returns, sorted, every task whose latest record is not a tombstone (corrupt
+// ones included).
+func (m *CheckpointManager) Tasks(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.startedLocked(); err != nil {
+		return nil, err
+	}
+	tasks := make([]string, 0, len(m.entries))
+	for t := range m.entries {
+		tasks = append(tasks, t)
+	}
+	slices.Sort(tasks)
+	return tasks, nil
+}
+
+func (m *CheckpointManager) startedLocked() error {
+	switch m.state {
+	case stateNew:
+		return errors.New("checkpoint: the Kafka checkpoint manager is not started")
+	case stateClosed:
+		return errors.New("checkpoint: the Kafka checkpoint manager is closed")
+	}
+	return nil
+}
+
+// Write stores cp as task's latest checkpoint: one record, produced with acks=all
+// and waited for. Failures are retried with capped exponential backoff for up to
+// task.checkpoint.write.timeout.ms; then Write returns an error wrapping the last
+// failure.
+func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
+	m.mu.Lock()
+	err := m.startedLocked()
+	cl := m.cl
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	value, err := checkpoint.Encode(task, cp, m.newID(now), now)
+	if err != nil {
+		return err
+	}
+	if err := m.produce(ctx, cl, task, value); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.entries != nil {
+		m.entries[task] = &entry{cp: checkpoint.New(cp.Offsets)}
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// produce writes one record, retrying until it is acknowledged or writeTimeout ends.
+func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) error {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	var last error
+	for attempt := 1; ; attempt++ {
+		r := &kgo.Record{Topic: m.topic, Partition: 0, Key: []byte(task), Value: value}
+		err := cl.ProduceSync(wctx, r).FirstErr()
+		if err == nil {
+			if attempt > 1 {
+				m.log.Info("checkpoint: write succeeded after retries", "task", task, "attempts", attempt)
+			}
+			return nil
+		}
+		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
+			last = err // keep the broker's error rather than our own deadline
+		}
+		if errors.Is(err, kgo.ErrClientClosed) {
+			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
+		}
+		giveUp := func() error {
+			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w",
+				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), last)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+		}
+		remaining := m.writeTimeout - time.Since(start)
+		if remaining <= 0 || wctx.Err() != nil {
+			return giveUp()
+		}
+		m.log.Warn("checkpoint: write failed; retrying", "task", task, "attempt", attempt, "retry_in", min(backoff, remaining), "err", err)
+		if sleep(wctx, min(backoff, remaining)) != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+			}
+			return giveUp()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Close releases the manager's client. It is idempotent.
+func (m *CheckpointManager) Close() error {
+	m.mu.Lock()
+	cl := m.cl
+	m.cl, m.adm, m.state = nil, nil, stateClosed
+	m.mu.Unlock()
+	if cl != nil {
+		cl.Close()
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-streams/sluice/checkpoint"
+)
+
+// Reading the checkpoint topic.
+//
+// The reader issues its own Fetch requests for partition 0 and decodes them with
+// kgo.ProcessFetchPartition rather than running a kgo consumer, because it must
+// know exactly where it stands: it stops when the position reaches the end offset
+// captured before reading, even when the records just before that offset have been
+// compacted away and nothing arrives to say so. It never relies on an empty poll.
+const (
+	checkpointFetchBytes = 4 << 20
+	maxReadFailures      = 10
+	maxReadRestarts      = 3
+)
+
+// rawEntry is the latest record of one task seen so far: only its bytes, decoded
+// once at the end.
+type rawEntry struct {
+	offset    int64
+	tombstone bool
+	value     []byte
+}
+
+// readTopic reads partition 0 from its log start to the end offset it has now, and
+// returns the latest checkpoint of every task.
+func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) (map[string]*entry, error) {
+	began := time.Now()
+	var (
+		raw     map[string]*rawEntry
+		start   int64
+		end     int64
+		records int64
+		err     error
+	)
+	for restarts := 0; ; restarts++ {
+		start, end, err = m.bounds(ctx)
+		if err != nil {
+			return nil, err
+		}
+		raw = make(map[string]*rawEntry)
+		records, err = m.scan(ctx, td, start, end, raw)
+		if !errors.Is(err, errLogStartMoved) || restarts >= maxReadRestarts {
+			break
+		}
+		m.log.Warn("checkpoint: records were deleted from the checkpoint topic while it was being read; reading it again")
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	entries := make(map[string]*entry, len(raw))
+	corrupt := 0
+	for task, e := range raw {
+		if e.tombstone {
+			continue // a tombstone: the task has no checkpoint
+		}
+		doc, cp, err := checkpoint.Decode(e.value)
+		if err == nil && doc.Task != task {
+			err = fmt.Errorf("the document is for task %q but the record key is %q", doc.Task, task)
+		}
+		if err != nil {
+			corrupt++
+			entries[task] = &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
+			continue
+		}
+		entries[task] = &entry{cp: cp}
+	}
+	log := m.log.Info
+	if corrupt > 0 {
+		log = m.log.Warn
+	}
+	log("checkpoint: read the checkpoint topic", "start_offset", start, "end_offset", end, "records", records,
+		"tasks", len(entries), "corrupt", corrupt, "took", time.Since(began).Round(time.Millisecond))
+	return entries, nil
+}
+
+// bounds returns partition 0's log start and end offsets.
+func (m *CheckpointManager) bounds(ctx context.Context) (start, end int64, err error) {
+	starts, ends, err := listOffsets(ctx, m.adm, m.topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	so, ok1 := starts.Lookup(m.topic, 0)
+	eo, ok2 := ends.Lookup(m.topic, 0)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("checkpoint: topic %s has no partition 0", m.topic)
+	}
+	return so.Offset, max(eo.Offset, so.Offset), nil
+}
+
+var errLogStartMoved = errors.New("the log start moved past the reader")
+
+// scan fetches [start, end) into raw and returns the number of records read.
+func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start, end int64, raw map[string]*rawEntry) (int64, error) {
+	var (
+		next     = start
+		records  int64
+		failures int
+		leader   = td.Partitions[0].Leader
+		decomp   = kgo.DefaultDecompressor()
+		backoff  = 50 * time.Millisecond
+	)
+	fail := func(err error) error {
+		failures++
+		if failures >= maxReadFailures || !retriable(err) && !isNetErr(err) {
+			return fmt.Errorf("checkpoint: reading topic %s partition 0 at offset %d: %w", m.topic, next, err)
+		}
+		m.log.Debug("checkpoint: fetch failed; retrying", "offset", next, "err", err)
+		if err := sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+		// The leader may have moved.
+		if d, derr := m.describeTopic(ctx, false); derr == nil && len(d.Partitions) > 0 {
+			td, leader = d, d.Partitions[0].Leader
+		}
+		return nil
+	}
+	for next < end {
+		if err := ctx.Err(); err != nil {
+			return records, err
+		}
+		rp, throttle, err := m.fetch(ctx, td, leader, next)
+		if err == nil && rp.ErrorCode != 0 {
+			err = kerr.ErrorForCode(rp.ErrorCode)
+		}
+		if errors.Is(err, kerr.OffsetOutOfRange) && rp != nil && rp.LogStartOffset > next {
+			return records, errLogStartMoved
+		}
+		if err != nil {
+			if err := fail(err); err != nil {
+				return records, err
+			}
+			continue
+		}
+		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			Offset: next, Topic: m.topic, Partition: 0,
+		}, rp, decomp, nil)
+		if fp.Err != nil && len(fp.Records) == 0 {
+			return records, &checkpoint.CorruptError{Where: m.where(next), Err: fmt.Errorf("undecodable record batch: %w", fp.Err)}
+		}
+		for _, r := range fp.Records {
+			if r.Offset >= end {
+				break
+			}
+			if err := m.apply(r, raw); err != nil {
+				return records, err
+			}
+			records++
+		}
+		if after <= next && throttle > 0 && len(rp.RecordBatches) == 0 {
+			// A quota-throttled broker answers empty; wait as asked.
+			if err := sleep(ctx, throttle); err != nil {
+				return records, err
+			}
+			continue
+		}
+		if after <= next {
+			// Nothing at or after next up to the high watermark: the rest of
+			// [next, end) is gone (compacted tombstones, truncation).
+			if rp.HighWatermark <= next || len(rp.RecordBatches) == 0 {
+				if rp.HighWatermark < end {
+					m.log.Warn("checkpoint: the checkpoint topic ends before the end offset captured at start", "high_watermark", rp.HighWatermark, "end_offset", end)
+				}
+				break
+			}
+			if err := fail(errors.New("fetch made no progress")); err != nil {
+				return records, err
+			}
+			continue
+		}
+		next, failures, backoff = after, 0, 50*time.Millisecond
+	}
+	return records, nil
+}
+
+// apply records r as its task's latest record.
+func (m *CheckpointManager) apply(r *kgo.Record, raw map[string]*rawEntry) error {
+	if r.Key == nil {
+		return &checkpoint.CorruptError{Where: m.where(r.Offset), Err: errors.New(
+			"the record has no key (checkpoint records are keyed by task name); the topic holds records that Sluice did not write: point task.checkpoint.topic elsewhere or remove them")}
+	}
+	e := raw[string(r.Key)]
+	if e == nil {
+		e = &rawEntry{}
+		raw[string(r.Key)] = e
+	}
+	e.offset = r.Offset
+	e.tombstone = r.Value == nil
+	e.value = append(e.value[:0], r.Value...)
+	return nil
+}
+
+// fetch issues one Fetch of partition 0 at offset to the leader.
+// It also returns how long the broker asked us to wait (quota throttling).
+func (m *CheckpointManager) fetch(ctx context.Context, td kadm.TopicDetail, leader int32, offset int64) (*kmsg.FetchResponseTopicPartition, time.Duration, error) {
+	if leader < 0 {
+		return nil, 0, kerr.LeaderNotAvailable
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 0
+	req.MinBytes = 1
+	req.MaxBytes = checkpointFetchBytes
+	req.SessionEpoch = -1 // no fetch session
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = m.topic
+	rt.TopicID = td.ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = 0
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = checkpointFetchBytes
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+
+	kresp, err := m.cl.Broker(int(leader)).Request(ctx, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	throttle := time.Duration(resp.ThrottleMillis) * time.Millisecond
+	if resp.ErrorCode != 0 {
+		return nil, throttle, kerr.ErrorForCode(resp.ErrorCode)
+	}
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		if t.Topic != m.topic && t.TopicID != td.ID {
+			continue
+		}
+		for j := range t.Partitions {
+			if t.Partitions[j].Partition == 0 {
+				return &t.Partitions[j], throttle, nil
+			}
+		}
+	}
+	return nil, throttle, errors.New("the fetch response does not include partition 0")
+}
+
+// isNetErr reports errors worth a retry that are not Kafka error codes: broken
+// connections and the like.
+func isNetErr(err error) bool {
+	var ke *kerr.Error
+	return !errors.As(err, &ke) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,306 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-streams/sluice/system"
+)
+
+// Consumer reads the partitions registered with it, from exactly the registered
+// offsets, with its own franz-go client and no consumer group.
+//
+// When the next offset of a partition no longer exists while the consumer runs
+// (retention deleted it before it was read), the partition's ResetPolicy decides:
+// ResetOldest and ResetUpcoming look up the new position, log a warning with the old
+// and new offsets and the number of messages skipped, count it in Stats, and carry
+// on there; ResetFail makes Poll return an error naming the partition and offset.
+//
+// Poll must not be called concurrently with itself; Close may be called at any time.
+type Consumer struct {
+	s *System
+
+	mu       sync.Mutex // guards start, cl, closed
+	start    map[string]map[int32]kgo.Offset
+	cl       *kgo.Client
+	closed   bool
+	failed   error // sticky fatal error; guarded by pollMu
+	pollMu   sync.Mutex
+	next     map[topicPartition]int64 // next offset to read; guarded by pollMu
+	resetAdm *kadm.Client
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+var _ system.Consumer = (*Consumer)(nil)
+
+func newConsumer(s *System) *Consumer {
+	return &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}}
+}
+
+// Register asks for ssp to be read from offset. Registering an SSP twice keeps the
+// earlier offset.
+func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) error {
+	if ssp.System != c.s.name {
+		return fmt.Errorf("kafka system %q: cannot register %s of another system", c.s.name, ssp)
+	}
+	if ssp.Partition < 0 {
+		return fmt.Errorf("kafka system %q: cannot register %s: negative partition", c.s.name, ssp)
+	}
+	n, err := ParseOffset(offset)
+	if err != nil {
+		return fmt.Errorf("kafka system %q: register %s: %w", c.s.name, ssp, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cl != nil || c.closed {
+		return fmt.Errorf("kafka system %q: register %s after Start", c.s.name, ssp)
+	}
+	tp := topicPartition{ssp.Stream, ssp.Partition}
+	if old, ok := c.next[tp]; ok && old <= n {
+		return nil
+	}
+	if c.start[ssp.Stream] == nil {
+		c.start[ssp.Stream] = map[int32]kgo.Offset{}
+	}
+	c.start[ssp.Stream][ssp.Partition] = kgo.NewOffset().At(n)
+	c.next[tp] = n
+	return nil
+}
+
+// Start creates the consumer's client and begins fetching.
+func (c *Consumer) Start(ctx context.Context) error {
+	if err := c.s.started(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return fmt.Errorf("kafka system %q: consumer Start after Close", c.s.name)
+	case c.cl != nil:
+		return nil
+	}
+	opts := append(c.s.set.consumerOpts(c.s.klog),
+		kgo.ConsumePartitions(c.start),
+		// Never move silently: an out-of-range offset comes back as an error that
+		// Poll handles per the reset policy.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka system %q: consumer: %w", c.s.name, err)
+	}
+	c.cl = cl
+	c.resetAdm = kadm.NewClient(cl)
+	return nil
+}
+
+var errNotStarted = errors.New("consumer not started")
+
+// Poll returns the next messages of the registered partitions, in offset order per
+// partition, blocking until there are some, ctx is done (ctx.Err()), or the consumer
+// fails. The returned slice and its offset strings are new on every call.
+func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) {
+	c.mu.Lock()
+	cl, closed := c.cl, c.closed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("kafka system %q: consumer is closed", c.s.name)
+	case cl == nil:
+		return nil, fmt.Errorf("kafka system %q: %w", c.s.name, errNotStarted)
+	}
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if c.failed != nil {
+		return nil, c.failed
+	}
+	for {
+		fetches := cl.PollFetches(ctx)
+		if fetches.IsClientClosed() {
+			return nil, fmt.Errorf("kafka system %q: consumer is closed", c.s.name)
+		}
+		if err := ctx.Err(); err != nil && fetches.Empty() {
+			return nil, err
+		}
+		if err := c.handleErrors(ctx, fetches); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			c.failed = err
+			return nil, err
+		}
+		if envs := c.envelopes(fetches); len(envs) > 0 {
+			return envs, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// envelopes converts fetches, allocating the slice and one string holding every
+// offset (each envelope's Offset is a slice of it), and nothing per message.
+func (c *Consumer) envelopes(fetches kgo.Fetches) []system.IncomingEnvelope {
+	// Offsets rise within a partition, so the last one has the most digits: an
+	// upper bound that is exact unless a batch crosses a power of ten.
+	n, digits := 0, 0
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) > 0 {
+			n += len(p.Records)
+			digits += len(p.Records) * decimalLen(p.Records[len(p.Records)-1].Offset)
+		}
+	})
+	if n == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.Grow(digits)
+	var scratch [20]byte
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		for _, r := range p.Records {
+			b.Write(strconv.AppendInt(scratch[:0], r.Offset, 10))
+		}
+	})
+	offsets := b.String()
+	envs := make([]system.IncomingEnvelope, n)
+	i, at := 0, 0
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		ssp := system.NewSSP(c.s.name, p.Topic, p.Partition)
+		for _, r := range p.Records {
+			end := at + decimalLen(r.Offset)
+			e := &envs[i]
+			e.SSP = ssp
+			e.Offset = offsets[at:end]
+			e.Key = r.Key
+			e.Message = r.Value
+			e.Timestamp = r.Timestamp
+			i, at = i+1, end
+		}
+		c.next[topicPartition{p.Topic, p.Partition}] = p.Records[len(p.Records)-1].Offset + 1
+	})
+	return envs
+}
+
+// pow10 holds 10^0 .. 10^18.
+var pow10 = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
+
+// decimalLen returns the number of decimal digits of n >= 0.
+func decimalLen(n int64) int {
+	d := (bits.Len64(uint64(n)) * 1233) >> 12 // about log10, one too small at most
+	if d < len(pow10) && n >= pow10[d] {
+		d++
+	}
+	return max(d, 1)
+}
+
+// handleErrors applies the reset policy to out-of-range partitions and returns the
+// first fatal error. Retriable errors never get here: franz-go retries them.
+func (c *Consumer) handleErrors(ctx context.Context, fetches kgo.Fetches) error {
+	var fatal error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if fatal != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			fatal = err
+		case errors.Is(err, kerr.OffsetOutOfRange):
+			fatal = c.reset(ctx, topicPartition{topic, partition})
+		default:
+			if dl, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
+				// franz-go already moved on; say what was lost.
+				skipped := max(0, dl.ResetTo-dl.ConsumedTo)
+				c.s.resets.Add(1)
+				c.s.skipped.Add(skipped)
+				c.s.log.Warn("kafka: the broker lost data this consumer had not read yet; resuming",
+					"ssp", system.NewSSP(c.s.name, topic, partition).String(),
+					"old_offset", dl.ConsumedTo, "new_offset", dl.ResetTo, "skipped", skipped)
+				c.next[topicPartition{topic, partition}] = dl.ResetTo
+				return
+			}
+			fatal = fmt.Errorf("kafka system %q: reading %s: %w", c.s.name, system.NewSSP(c.s.name, topic, partition), err)
+		}
+	})
+	return fatal
+}
+
+// reset moves an out-of-range partition per its reset policy.
+func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
+	ssp := system.NewSSP(c.s.name, tp.topic, tp.partition)
+	old, known := c.next[tp]
+	policy := c.s.ResetPolicy(tp.topic)
+	if policy == ResetFail && known {
+		return fmt.Errorf("kafka system %q: %s: offset %d is out of range (deleted by retention, or beyond the end) and auto.offset.reset is fail; "+
+			"set systems.%s.streams.%s.consumer.auto.offset.reset (or systems.%s.consumer.auto.offset.reset) to oldest or upcoming to resume, or rewrite the checkpoint",
+			c.s.name, ssp, old, c.s.name, tp.topic, c.s.name)
+	}
+	starts, ends, err := listOffsets(ctx, c.resetAdm, tp.topic)
+	if err != nil {
+		return fmt.Errorf("kafka system %q: %s is out of range, and looking up its offsets failed: %w", c.s.name, ssp, err)
+	}
+	so, ok1 := starts.Lookup(tp.topic, tp.partition)
+	eo, ok2 := ends.Lookup(tp.topic, tp.partition)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("kafka system %q: %s is out of range, and the partition no longer exists", c.s.name, ssp)
+	}
+	start, end := so.Offset, max(eo.Offset, so.Offset)
+	if known && old >= start && old <= end {
+		// A stale answer for an offset that is valid again (or that we already moved
+		// from): fetch it again.
+		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: old}}})
+		return nil
+	}
+	if policy == ResetFail {
+		return fmt.Errorf("kafka system %q: %s: the next offset is out of range and auto.offset.reset is fail", c.s.name, ssp)
+	}
+	target := start
+	if policy == ResetUpcoming {
+		target = end
+	}
+	skipped := int64(0)
+	if known {
+		skipped = max(0, target-old)
+	}
+	c.s.resets.Add(1)
+	c.s.skipped.Add(skipped)
+	c.s.log.Warn("kafka: next offset no longer exists; resuming per auto.offset.reset",
+		"ssp", ssp.String(), "old_offset", old, "new_offset", target, "skipped", skipped,
+		"policy", policy.String(), "oldest", start, "upcoming", end)
+	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: target}}})
+	c.next[tp] = target
+	return nil
+}
+
+// Close closes the consumer's client. It is idempotent.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	cl := c.cl
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if already {
+		return nil
+	}
+	if cl != nil {
+		cl.Close()
+	}
+	c.s.forget(c)
+	return nil
+}
