@@ -101,7 +101,9 @@ func TestPageViewCounterCountsAndRejectsBadEvents(t *testing.T) {
 
 type collector struct{ p system.Producer }
 
-func (c collector) Send(ctx context.Context, env system.OutgoingEnvelope) error { return c.p.Send(ctx, env) }
+func (c collector) Send(ctx context.Context, env system.OutgoingEnvelope) error {
+	return c.p.Send(ctx, env)
+}
 
 func mustMessages(t *testing.T, s *inmem.Store, stream string) [][]byte {
 	msgs, err := s.Messages(stream, 0)
