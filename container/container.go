@@ -138,12 +138,16 @@ type Stats struct {
 	Commits          int64
 	CheckpointWrites int64
 	ListenerErrors   int64
+	// OutOfRangeResets counts checkpointed offsets moved at start, plus moves the
+	// systems' consumers made while running (see system.ResetCounter).
 	OutOfRangeResets int64
-	LastCheckpoint   time.Time
+	// MessagesSkipped is how many messages out-of-range moves skipped, where known.
+	MessagesSkipped int64
+	LastCheckpoint  time.Time
 }
 
 type stats struct {
-	processed, commits, writes, listenerErrors, outOfRange atomic.Int64
+	processed, commits, writes, listenerErrors, outOfRange, skipped atomic.Int64
 	lastCheckpoint                                         atomic.Int64 // unix nanos
 }
 
@@ -155,6 +159,14 @@ func (c *Container) Stats() Stats {
 		CheckpointWrites: c.stats.writes.Load(),
 		ListenerErrors:   c.stats.listenerErrors.Load(),
 		OutOfRangeResets: c.stats.outOfRange.Load(),
+		MessagesSkipped:  c.stats.skipped.Load(),
+	}
+	for _, sys := range c.systems {
+		if rc, ok := sys.(system.ResetCounter); ok {
+			n, skipped := rc.OutOfRangeResets()
+			s.OutOfRangeResets += n
+			s.MessagesSkipped += skipped
+		}
 	}
 	if n := c.stats.lastCheckpoint.Load(); n != 0 {
 		s.LastCheckpoint = time.Unix(0, n)
@@ -363,6 +375,9 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 		attrs := []any{"partition", ssp.String(), "offset", s.Offset, "reason", string(s.Reason), "detail", s.Detail}
 		if s.Reason == offset.FromOutOfRange {
 			c.stats.outOfRange.Add(1)
+			if s.Gap > 0 {
+				c.stats.skipped.Add(s.Gap)
+			}
 			log.Warn("starting offset moved: checkpoint out of range", append(attrs, "gap", s.Gap)...)
 		} else {
 			log.Info("starting offset", attrs...)
@@ -524,7 +539,7 @@ func (r *run) loop(ctx context.Context) error {
 	st.report(ctx)
 	s := r.c.Stats()
 	r.log.Info("container stopped", "processed", s.Processed, "commits", s.Commits, "checkpoint_writes", s.CheckpointWrites,
-		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets)
+		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets, "messages_skipped", s.MessagesSkipped)
 	return failure
 }
 

@@ -426,3 +426,28 @@ func TestWindowIsCalled(t *testing.T) {
 		t.Errorf("window sent %d messages, want 3", len(msgs))
 	}
 }
+
+func TestOutOfRangeCheckpointIsCountedAndLogged(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 10)
+	e.store.Truncate("in", 0, 6) // retention deleted offsets 0..5
+	e.mgr.cps["Partition 0"] = checkpointOf(ssp("in", 0), "2")
+	s := &seen{}
+	e.tasks["test"] = copyTo("", s, nil)
+	c, err := e.container(baseConfig(), exitWhenCaughtUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.OutOfRangeResets != 1 || st.MessagesSkipped != 4 {
+		t.Errorf("stats = %+v, want 1 reset skipping 4 messages", st)
+	}
+	if s.total() != 4 || s.count("in-0-6") != 1 {
+		t.Errorf("processed %v, want offsets 6..9", s.msgs)
+	}
+	if !strings.Contains(e.logs.String(), "gap=4") || !strings.Contains(e.logs.String(), "level=WARN") {
+		t.Errorf("the move was not logged with its gap:\n%s", e.logs)
+	}
+}

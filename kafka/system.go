@@ -118,6 +118,12 @@ func (s *System) Stats() Stats {
 	return Stats{OutOfRangeResets: s.resets.Load(), MessagesSkipped: s.skipped.Load()}
 }
 
+// OutOfRangeResets implements system.ResetCounter.
+func (s *System) OutOfRangeResets() (resets, skipped int64) {
+	st := s.Stats()
+	return st.OutOfRangeResets, st.MessagesSkipped
+}
+
 // Start connects: it creates the admin and producer clients and checks that the
 // cluster answers, within StartTimeout or ctx, whichever ends first. The error names
 // the bootstrap servers.

@@ -116,7 +116,8 @@ type Admin interface {
 	Distance(from, to string) (int64, error)
 }
 
-// Consumer reads the partitions registered with it.
+// Consumer reads the partitions registered with it. The container calls Poll from one
+// goroutine at a time.
 type Consumer interface {
 	// Register asks for partition ssp to be read from offset (the next message to
 	// read). Every Register comes before Start.
@@ -151,6 +152,15 @@ type Producer interface {
 // and the call not made. An error is logged and counted; it does not undo the checkpoint.
 type CheckpointListener interface {
 	OnCheckpoint(offsets map[SystemStreamPartition]string) error
+}
+
+// ResetCounter is implemented by systems whose consumers move past offsets that no
+// longer exist while running (retention deleted them), so the container can count those
+// moves with its own start-time ones.
+type ResetCounter interface {
+	// OutOfRangeResets returns how many times a consumer moved, and how many messages
+	// those moves skipped.
+	OutOfRangeResets() (resets, skipped int64)
 }
 
 // System is one configured message system in one container.
