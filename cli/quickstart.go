@@ -81,7 +81,7 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "Embedded broker on %s (data in %s).\n", addr, filepath.Join(*dataDir, "broker"))
 	fmt.Fprintf(e.stdout, "Wrote %d new page views to PageViewEvent (%d partitions); it now holds %d.\n", quickstartEvents, quickstartPartitions, produced)
-	fmt.Fprintf(e.stdout, "Running the job in %s until it has caught up...\n\n", cfgPath)
+	fmt.Fprintf(e.stdout, "Running the job in %s until it has caught up (its log is on stderr)...\n", cfgPath)
 
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -105,7 +105,7 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail("count the output", err)
 	}
-	fmt.Fprintf(e.stdout, "\nThe job processed %d messages this run; PageViewEventCopy now holds %d.\n", st.Processed, copied)
+	fmt.Fprintf(e.stdout, "The job processed %d messages this run; PageViewEventCopy now holds %d.\n", st.Processed, copied)
 	fmt.Fprintf(e.stdout, "Its checkpoints are in the topic __samza_checkpoint_page-view-copy_1.\n")
 	fmt.Fprintf(e.stdout, "Run the same command again: the job resumes from its checkpoints and processes only the %d new page views.\n", quickstartEvents)
 	return ExitOK
