@@ -19,8 +19,8 @@ func TestCheckpointDeletedByRetention(t *testing.T) {
 		processed string // processed= in the final log line
 		log       string
 	}{
-		{"oldest", 0, "processed=30", "gap=30"},   // resumes at the oldest retained offset 60
-		{"upcoming", 0, "processed=0", "gap=60"},  // jumps to the end, 90
+		{"oldest", 0, "processed=30", "gap=30"},  // resumes at the oldest retained offset 60
+		{"upcoming", 0, "processed=0", "gap=60"}, // jumps to the end, 90
 		{"fail", 1, "", "consumer.auto.offset.reset=fail stops the job"},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
