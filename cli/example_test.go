@@ -34,7 +34,7 @@ func ExampleMain() {
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(context.Background(), []string{"run", "--config-path=" + path}, tasks, &stdout, &stderr)
 	fmt.Println("exit code", code)
-	fmt.Print(bytes.SplitN(stderr.Bytes(), []byte("\n"), 3)[1])
+	fmt.Printf("%s\n", bytes.SplitN(stderr.Bytes(), []byte("\n"), 3)[1])
 	// Output:
 	// exit code 2
 	//   task.inputs=kafka.events: input kafka.events names system "kafka", which has no systems.kafka.samza.factory
