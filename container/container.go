@@ -84,7 +84,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		opts.StatusInterval = 5 * time.Second
 	}
 	if opts.BufferedBatches <= 0 {
-		opts.BufferedBatches = 4
+		opts.BufferedBatches = 2
 	}
 	jc, err := job.Parse(cfg)
 	var p config.Problems
@@ -148,7 +148,7 @@ type Stats struct {
 
 type stats struct {
 	processed, commits, writes, listenerErrors, outOfRange, skipped atomic.Int64
-	lastCheckpoint                                         atomic.Int64 // unix nanos
+	lastCheckpoint                                                  atomic.Int64 // unix nanos
 }
 
 // Stats returns the container's counters.

@@ -30,7 +30,10 @@ type taskInstance struct {
 	last      map[system.SystemStreamPartition]string // last processed offset
 	written   map[system.SystemStreamPartition]string // offsets of the last checkpoint
 	producers map[string]system.Producer              // by system, created on first send
-	dirty     bool                                    // sent something since the last flush
+	// the producer of the last Send, and its system
+	lastSystem   string
+	lastProducer system.Producer
+	dirty        bool // sent something since the last flush
 
 	// caught-up tracking for --exit-when-caught-up
 	ends     map[system.SystemStreamPartition]string
@@ -54,6 +57,17 @@ func (t *taskInstance) guard(where string, fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// process is guard for one message, without the per-message cost of a closure and of
+// formatting where it happened (that is done only after a panic).
+func (t *taskInstance) process(ctx context.Context, env *system.IncomingEnvelope) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &TaskPanicError{Task: t.name, Where: fmt.Sprintf("processing %s at offset %s", env.SSP, env.Offset), Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return t.impl.Process(ctx, *env, t, t)
 }
 
 func (t *taskInstance) initCaughtUp() {
@@ -150,11 +164,8 @@ func (t *taskInstance) processBatch(ctx context.Context, batch []system.Incoming
 		if t.r.stopping.Load() {
 			return nil
 		}
-		env := batch[i]
-		err := t.guard(fmt.Sprintf("processing %s at offset %s", ssp, env.Offset), func() error {
-			return t.impl.Process(ctx, env, t, t)
-		})
-		if err != nil {
+		env := &batch[i]
+		if err := t.process(ctx, env); err != nil {
 			return fmt.Errorf("task %s failed processing %s at offset %s: %w", t.name, ssp, env.Offset, err)
 		}
 		done = i + 1
@@ -313,6 +324,11 @@ func (t *taskInstance) notifyListeners(offsets map[system.SystemStreamPartition]
 
 // Send implements task.Collector.
 func (t *taskInstance) Send(ctx context.Context, env system.OutgoingEnvelope) error {
+	// Tasks almost always send to one system: skip the map for it.
+	if t.lastProducer != nil && env.Stream.System == t.lastSystem {
+		t.dirty = true
+		return t.lastProducer.Send(ctx, env)
+	}
 	p, ok := t.producers[env.Stream.System]
 	if !ok {
 		s, ok := t.r.c.systems[env.Stream.System]
@@ -328,6 +344,7 @@ func (t *taskInstance) Send(ctx context.Context, env system.OutgoingEnvelope) er
 		}
 		t.producers[env.Stream.System] = p
 	}
+	t.lastSystem, t.lastProducer = env.Stream.System, p
 	t.dirty = true
 	return p.Send(ctx, env)
 }

@@ -239,6 +239,13 @@ func (m *CheckpointManager) ensureTopic(ctx context.Context) (kadm.TopicDetail, 
 func (m *CheckpointManager) describeTopic(ctx context.Context, missingOK bool) (kadm.TopicDetail, error) {
 	var td kadm.TopicDetail
 	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+		if !missingOK {
+			// Ask the broker itself, not the client's metadata cache: right after
+			// the topic is created the cache still says it is missing (for up to
+			// MetadataMinAge), and after a failed fetch the leader may have moved.
+			// (kadm sends requests for authorized operations past the cache.)
+			ctx = kadm.WithAuthorizedOps(ctx)
+		}
 		tds, err := m.adm.ListTopics(ctx, m.topic)
 		if err != nil {
 			return err
