@@ -55,6 +55,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startProfiles(stderr)()
 	env := &env{tasks: tasks, stdout: stdout, stderr: stderr}
 	switch args[0] {
 	case "run":

@@ -57,8 +57,12 @@ type Options struct {
 	Logger *slog.Logger
 	// StatusInterval is how often a status line is logged; 0 means 5 s, negative never.
 	StatusInterval time.Duration
-	// BufferedBatches bounds the batches waiting for each task (default 4). A slow task
-	// holds at most this many polled batches; then its consumer waits.
+	// BufferedBatches bounds the batches waiting for each task (default 1). A slow task
+	// holds at most this many polled batches besides the one it is processing; then
+	// its consumer waits. Each batch can pin a whole poll of the consumer (with Kafka,
+	// up to max.partition.fetch.bytes per partition), so memory grows with this
+	// number, not with the backlog; more than 1 does not make a job faster
+	// (docs/PERFORMANCE.md).
 	BufferedBatches int
 }
 
@@ -84,7 +88,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		opts.StatusInterval = 5 * time.Second
 	}
 	if opts.BufferedBatches <= 0 {
-		opts.BufferedBatches = 2
+		opts.BufferedBatches = 1
 	}
 	jc, err := job.Parse(cfg)
 	var p config.Problems

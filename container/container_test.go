@@ -451,3 +451,42 @@ func TestOutOfRangeCheckpointIsCountedAndLogged(t *testing.T) {
 		t.Errorf("the move was not logged with its gap:\n%s", e.logs)
 	}
 }
+
+func TestSendToTwoSystemsAlternately(t *testing.T) {
+	// Send remembers the producer of the last system it sent to; switching systems
+	// on every message must still reach the right producer (an inmem producer refuses
+	// another system's stream), and a commit flushes both.
+	e := newEnv(t)
+	e.stream("in", 1, 10)
+	if err := e.store.CreateStream("out", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateStream("out2", 1); err != nil {
+		t.Fatal(err)
+	}
+	e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) {
+		n := 0
+		return funcTask(func(ctx context.Context, env system.IncomingEnvelope, c task.Collector, _ task.Coordinator) error {
+			n++
+			to := system.SystemStream{System: "mem", Stream: "out"}
+			if n%2 == 0 {
+				to = system.SystemStream{System: "mem2", Stream: "out2"}
+			}
+			return c.Send(ctx, system.OutgoingEnvelope{Stream: to, Partition: 0, Message: env.Message})
+		}), nil
+	}}
+	if err := e.run(baseConfig("systems.mem2.samza.factory", "inmem"), exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"out", "out2"} {
+		if msgs, _ := e.store.Messages(s, 0); len(msgs) != 5 {
+			t.Errorf("%s holds %d messages, want 5", s, len(msgs))
+		}
+	}
+	flushed := strings.Join(e.j.all(), "\n")
+	for _, sys := range []string{"flush mem err=<nil>", "flush mem2 err=<nil>"} {
+		if !strings.Contains(flushed, sys) {
+			t.Errorf("journal lacks %q:\n%s", sys, flushed)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"io"
+	"time"
+)
+
+// Options sizes a benchmark run. Defaults returns the sizes docs/PERFORMANCE.md
+// reports; Quick returns tiny ones for a smoke test.
+type Options struct {
+	// Messages is the number of input messages of the passthrough runs, spread
+	// round-robin over Partitions partitions, each MessageBytes bytes long.
+	Messages     int
+	MessageBytes int
+	Partitions   int
+	// Repeats is how many times each passthrough variant, and each checkpoint
+	// read, runs; the runs alternate and the table reports medians.
+	Repeats int
+	// CommitIntervals are the task.commit.ms values measured besides commits
+	// disabled. The table's targets refer to 1 s and 100 ms.
+	CommitIntervals []time.Duration
+
+	// CheckpointTasks and CheckpointRecords size the checkpoint topic read at startup.
+	CheckpointTasks   int
+	CheckpointRecords int
+
+	// RecoveryPartitions is the partition count of the recovery job's input;
+	// RecoveryRestarts is how many SIGKILL-and-restart cycles are timed;
+	// RecoveryRate is the input rate in messages per second while they run.
+	RecoveryPartitions int
+	RecoveryRestarts   int
+	RecoveryRate       int
+
+	// MemoryRate is the input rate (messages per second) of the memory run, whose
+	// task is SlowFactor times slower than that. Its input starts with a tenth of
+	// MemoryBacklog and the run ends when the backlog reaches MemoryBacklog.
+	MemoryRate    int
+	SlowFactor    int
+	MemoryBacklog int
+
+	// Only, when not empty, restricts the run to these sections: "throughput",
+	// "startup", "recovery", "memory".
+	Only []string
+
+	// SluiceBin is a built sluice binary; empty builds ./cmd/sluice with go build.
+	SluiceBin string
+	// HelperBin is a binary whose Main handles this package's hidden modes
+	// (raw-copy, read-checkpoints, sluice); HelperEnv is added to its environment.
+	HelperBin string
+	HelperEnv []string
+	// WorkDir holds the broker's data, configurations and process logs; empty
+	// means a temporary directory, removed at the end unless KeepWorkDir.
+	WorkDir     string
+	KeepWorkDir bool
+	// ProfileDir, when set, receives CPU and allocation profiles of one extra
+	// (untimed) Sluice passthrough run with commits every second and of one raw
+	// franz-go run.
+	ProfileDir string
+
+	// Progress receives progress lines; nil discards them.
+	Progress io.Writer
+}
+
+// Defaults returns the sizes of the issue: 5,000,000 messages of 100 bytes over 8
+// partitions, five runs of each variant, 1,000,000 checkpoint records of 1,000
+// tasks, 64 partitions for recovery, and for memory an input of 100,000 messages a
+// second to a task 100 times slower until the backlog reaches 3,000,000.
+func Defaults() Options {
+	return Options{
+		Messages:           5_000_000,
+		MessageBytes:       100,
+		Partitions:         8,
+		Repeats:            5,
+		CommitIntervals:    []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond},
+		CheckpointTasks:    1000,
+		CheckpointRecords:  1_000_000,
+		RecoveryPartitions: 64,
+		RecoveryRestarts:   5,
+		RecoveryRate:       10_000,
+		MemoryRate:         100_000,
+		SlowFactor:         100,
+		MemoryBacklog:      3_000_000,
+	}
+}
+
+// Quick returns tiny sizes that exercise every measurement in seconds; its figures
+// mean nothing.
+func Quick() Options {
+	o := Defaults()
+	o.Messages = 20_000
+	o.Repeats = 1
+	o.CheckpointTasks = 20
+	o.CheckpointRecords = 2_000
+	o.RecoveryPartitions = 8
+	o.RecoveryRestarts = 1
+	o.RecoveryRate = 2_000
+	o.MemoryRate = 20_000
+	o.MemoryBacklog = 20_000
+	return o
+}
