@@ -533,6 +533,12 @@ func (r *run) loop(ctx context.Context) error {
 		var cwg sync.WaitGroup
 		errs := make([]error, len(r.tasks))
 		for i, t := range r.tasks {
+			if t.commitFailed {
+				// Its outputs may not all have been delivered: checkpointing it now
+				// could cover lost messages. It restarts from its last checkpoint.
+				t.log.Warn("no final commit for this task: an earlier commit of it failed, so it restarts from its last checkpoint")
+				continue
+			}
 			cwg.Go(func() { errs[i] = t.commit(context.WithoutCancel(ctx), "shutdown") })
 		}
 		cwg.Wait()

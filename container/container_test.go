@@ -224,6 +224,36 @@ func TestFailedFlushFailsCommitAndWritesNothing(t *testing.T) {
 	}
 }
 
+func TestNoFinalCommitAfterAFailedFlush(t *testing.T) {
+	// A producer that reports a delivery failure once and then flushes cleanly (with
+	// nothing left in flight) must not let the shutdown commit checkpoint past the
+	// lost outputs: the task restarts from its last good checkpoint.
+	e := newEnv(t)
+	e.stream("in", 1, 4)
+	e.stream("out", 1, 0)
+	boom := error(errors.New("delivery failed"))
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		switch env.Offset {
+		case "0":
+			coord.Commit(task.CurrentTask) // succeeds: covers message 0
+		case "2":
+			e.failFlushOnce.Store(&boom)
+			coord.Commit(task.CurrentTask) // fails: messages 1 and 2 may be lost
+		}
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	if err == nil || !strings.Contains(err.Error(), "delivery failed") {
+		t.Fatalf("run error = %v, want the flush failure", err)
+	}
+	if got := e.mgr.get("Partition 0")[ssp("in", 0)]; got != "1" {
+		t.Errorf("checkpoint = %q after a failed flush, want %q (the last good commit)", got, "1")
+	}
+	if !strings.Contains(e.logs.String(), "no final commit for this task") {
+		t.Errorf("the skipped final commit was not logged:\n%s", e.logs)
+	}
+}
+
 func TestFailedCheckpointWriteStopsTheJob(t *testing.T) {
 	e := newEnv(t)
 	e.stream("in", 1, 3)

@@ -104,6 +104,9 @@ type recSystem struct {
 	name string
 	j    *journal
 	cons atomic.Pointer[recConsumer]
+	// failFlushOnce, when set, is returned by the next Flush of any of this system's
+	// producers and then forgotten: a producer that reports a delivery failure once.
+	failFlushOnce *atomic.Pointer[error]
 }
 
 func (s *recSystem) NewConsumer() (system.Consumer, error) {
@@ -118,7 +121,7 @@ func (s *recSystem) NewConsumer() (system.Consumer, error) {
 
 func (s *recSystem) NewProducer() (system.Producer, error) {
 	p, err := s.System.NewProducer()
-	return &recProducer{Producer: p, name: s.name, j: s.j}, err
+	return &recProducer{Producer: p, name: s.name, j: s.j, failOnce: s.failFlushOnce}, err
 }
 
 type recConsumer struct {
@@ -151,8 +154,9 @@ func (c *recConsumer) OnCheckpoint(offsets map[system.SystemStreamPartition]stri
 
 type recProducer struct {
 	system.Producer
-	name string
-	j    *journal
+	name     string
+	j        *journal
+	failOnce *atomic.Pointer[error]
 }
 
 func (p *recProducer) Send(ctx context.Context, env system.OutgoingEnvelope) error {
@@ -162,6 +166,11 @@ func (p *recProducer) Send(ctx context.Context, env system.OutgoingEnvelope) err
 
 func (p *recProducer) Flush(ctx context.Context) error {
 	err := p.Producer.Flush(ctx)
+	if p.failOnce != nil {
+		if e := p.failOnce.Swap(nil); e != nil {
+			err = *e
+		}
+	}
 	p.j.add("flush %s err=%v", p.name, err)
 	return err
 }
@@ -175,6 +184,8 @@ type env struct {
 	systems map[string]*recSystem
 	tasks   map[string]task.Definition
 	logs    *bytes.Buffer
+	// failFlushOnce makes the next producer Flush fail with the stored error, once.
+	failFlushOnce atomic.Pointer[error]
 }
 
 func newEnv(t *testing.T) *env {
@@ -237,7 +248,7 @@ func (e *env) container(cfg config.Config, mod ...func(*container.Options)) (*co
 				if err != nil {
 					return nil, err
 				}
-				rs := &recSystem{System: s, name: name, j: e.j}
+				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce}
 				e.systems[name] = rs
 				return rs, nil
 			},

@@ -34,6 +34,10 @@ type taskInstance struct {
 	lastSystem   string
 	lastProducer system.Producer
 	dirty        bool // sent something since the last flush
+	// commitFailed is set when a flush or checkpoint write failed: outputs may be
+	// lost, so this task is never checkpointed again in this run (not even by the
+	// final commit of the shutdown that follows).
+	commitFailed bool
 
 	// caught-up tracking for --exit-when-caught-up
 	ends     map[system.SystemStreamPartition]string
@@ -246,6 +250,9 @@ func (t *taskInstance) snapshot() (map[system.SystemStreamPartition]string, erro
 // commit checkpoints the task: snapshot, flush producers, write, tell listeners.
 func (t *taskInstance) commit(ctx context.Context, why string) error {
 	c := t.r.c
+	if t.commitFailed {
+		return fmt.Errorf("commit of task %s: refused, an earlier commit of this task failed in this run", t.name)
+	}
 	c.stats.commits.Add(1)
 	offsets, err := t.snapshot() // (1) before anything is flushed
 	if err != nil {
@@ -254,6 +261,7 @@ func (t *taskInstance) commit(ctx context.Context, why string) error {
 	if t.dirty { // (2)
 		for sys, p := range t.producers {
 			if err := p.Flush(ctx); err != nil {
+				t.commitFailed = true
 				return fmt.Errorf("commit of task %s: flush of outputs to system %s failed, so no checkpoint was written: %w", t.name, sys, err)
 			}
 		}
@@ -266,6 +274,7 @@ func (t *taskInstance) commit(ctx context.Context, why string) error {
 		return nil
 	}
 	if err := t.write(ctx, offsets); err != nil { // (3)
+		t.commitFailed = true
 		return err
 	}
 	t.written = offsets

@@ -21,7 +21,7 @@ import (
 // default is 10 ms); a batch the client has not yet placed (its topic's metadata is
 // still loading) may still wait up to the linger. A message that cannot be
 // delivered within delivery.timeout.ms (default 30 s) fails, and the failure
-// surfaces at Flush.
+// surfaces at Flush, at every Flush from then on.
 //
 // Send and Flush are meant to be called from the task's goroutine; they are safe
 // for concurrent use all the same.
@@ -96,8 +96,9 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 }
 
 // Flush waits until every message this producer sent is acknowledged by all in-sync
-// replicas or has failed, then returns the first failure since the previous Flush
-// (and forgets it).
+// replicas or has failed, then returns the first delivery failure of this producer.
+// A failure is never forgotten: every later Flush returns it too, because a message
+// that was not delivered must never be covered by a checkpoint.
 func (p *Producer) Flush(ctx context.Context) error {
 	var rekick *time.Timer
 	for p.inflight.Load() != 0 {
@@ -133,7 +134,6 @@ func (p *Producer) Flush(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	err := p.firstErr
-	p.firstErr = nil
 	p.mu.Unlock()
 	return err
 }

@@ -277,10 +277,13 @@ func TestProducerMissingTopicFailsAtFlush(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"no-such-topic"`) {
 		t.Fatalf("Flush = %v, want an error naming the topic", err)
 	}
-	if err := p.Flush(ctx); err != nil {
-		t.Errorf("Flush after the error was reported = %v", err)
+	// The failure sticks: a later Flush must not report success over a lost message,
+	// even with nothing new in flight.
+	if err2 := p.Flush(ctx); err2 == nil || err2.Error() != err.Error() {
+		t.Errorf("second Flush = %v, want the same failure again (%v)", err2, err)
 	}
 	// A partition that does not exist fails too, naming topic and partition.
+	p, _ = s.NewProducer()
 	if err := p.Send(ctx, system.OutgoingEnvelope{Stream: system.SystemStream{System: "kafka", Stream: "present"}, Partition: 5, Message: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}

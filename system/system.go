@@ -139,7 +139,8 @@ type Producer interface {
 	// for a message that can never be sent; delivery errors surface at Flush.
 	Send(ctx context.Context, env OutgoingEnvelope) error
 	// Flush waits until every message sent so far is acknowledged durably, and returns
-	// the first delivery error since the previous Flush.
+	// the first delivery error of this producer. Once a delivery failed, every later
+	// Flush returns an error too: a lost message must never be covered by a checkpoint.
 	Flush(ctx context.Context) error
 	// Close flushes nothing; call Flush first to keep what was sent.
 	Close() error
