@@ -57,12 +57,13 @@ type Options struct {
 	Logger *slog.Logger
 	// StatusInterval is how often a status line is logged; 0 means 5 s, negative never.
 	StatusInterval time.Duration
-	// BufferedBatches bounds the batches waiting for each task (default 1). A slow task
-	// holds at most this many polled batches besides the one it is processing; then
-	// its consumer waits. Each batch can pin a whole poll of the consumer (with Kafka,
-	// up to max.partition.fetch.bytes per partition), so memory grows with this
-	// number, not with the backlog; more than 1 does not make a job faster
-	// (docs/PERFORMANCE.md).
+	// BufferedBatches bounds the batches waiting for each task (default 1). When more
+	// wait, the task's partitions are paused at their consumers (system.Pauser) until it
+	// has taken them all, so a slow task holds only a few polled batches besides the
+	// one it is processing, while the other tasks keep receiving theirs; a consumer
+	// that cannot pause waits for the task instead. Each batch can pin a whole poll of
+	// the consumer (with Kafka, up to max.partition.fetch.bytes per partition), so
+	// memory grows with this number, not with the backlog.
 	BufferedBatches int
 }
 
@@ -364,7 +365,7 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 		starts:   map[system.SystemStreamPartition]offset.Start{},
 		last:     map[system.SystemStreamPartition]string{},
 		written:  cp.Offsets,
-		inbox:    make(chan []system.IncomingEnvelope, c.opts.BufferedBatches),
+		box:      newMailbox(c.opts.BufferedBatches),
 		commitCh: make(chan struct{}, 1),
 		pub:      map[system.SystemStreamPartition]string{},
 	}
@@ -406,6 +407,17 @@ func (r *run) startConsumers(ctx context.Context) error {
 			}
 			if err := cons.Register(ssp, t.starts[ssp].Offset); err != nil {
 				return fmt.Errorf("register %s at offset %s: %w", ssp, t.starts[ssp].Offset, err)
+			}
+		}
+	}
+	for _, t := range r.tasks {
+		bySys := map[string][]system.SystemStreamPartition{}
+		for _, ssp := range t.ssps {
+			bySys[ssp.System] = append(bySys[ssp.System], ssp)
+		}
+		for _, sys := range slices.Sorted(maps.Keys(bySys)) {
+			if p, ok := r.consumers[sys].(system.Pauser); ok {
+				t.box.pausers = append(t.box.pausers, pauseGroup{p: p, ssps: bySys[sys]})
 			}
 		}
 	}
@@ -554,8 +566,10 @@ func (r *run) loop(ctx context.Context) error {
 }
 
 // dispatch polls one consumer and hands each run of messages of one partition to its
-// task, waiting while the task's buffer is full.
+// task. A task that falls behind gets its partitions paused (see mailbox); with a
+// consumer that cannot pause, dispatch waits for the task instead.
 func (r *run) dispatch(ctx context.Context, sys string, cons system.Consumer, route map[system.SystemStreamPartition]*taskInstance) error {
+	_, canPause := cons.(system.Pauser)
 	for {
 		envs, err := cons.Poll(ctx)
 		if err != nil {
@@ -574,10 +588,12 @@ func (r *run) dispatch(ctx context.Context, sys string, cons system.Consumer, ro
 			if !ok {
 				return fmt.Errorf("consumer of system %s returned %s, which no task of this container reads", sys, ssp)
 			}
-			select {
-			case t.inbox <- envs[i:j:j]:
-			case <-r.stop:
-				return nil
+			for full := t.box.put(envs[i:j:j], canPause); full && t.box.waiting() > t.box.limit; {
+				select {
+				case <-t.box.room:
+				case <-r.stop:
+					return nil
+				}
 			}
 			i = j
 		}

@@ -360,6 +360,87 @@ func TestSlowTaskHoldsBufferedMessagesBounded(t *testing.T) {
 	}
 }
 
+func TestSlowTaskDoesNotStallItsNeighbours(t *testing.T) {
+	// Partition 0's task is stuck; partition 1's task must still get every one of
+	// its 20,000 messages (about 40 polls), while partition 0's buffer stays bounded:
+	// the consumer pauses partition 0 instead of waiting for its task.
+	e := newEnv(t)
+	e.stream("in", 2, 20000)
+	release := make(chan struct{})
+	s := &seen{}
+	e.tasks["test"] = copyTo("", s, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		if env.SSP.Partition == 0 {
+			<-release
+		}
+		return nil
+	})
+	c, err := e.container(baseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- c.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.total() < 20000 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := s.total()
+	rc := e.systems["mem"].cons.Load()
+	polled, pauses := rc.polledCount(), rc.pauseCount()
+	cancel()
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if done < 20000 {
+		t.Fatalf("partition 1's task processed %d of its 20,000 messages while partition 0's task was stuck", done)
+	}
+	// Partition 1's 20,000, plus for partition 0 the batch in its task, one waiting,
+	// and what arrived while it was being paused: a few polls of at most 512.
+	if polled > 20000+4*512 {
+		t.Errorf("the stuck task let the consumer poll %d messages of its partition; want at most %d", polled-20000, 4*512)
+	}
+	if pauses == 0 {
+		t.Errorf("the stuck task's partition was never paused")
+	}
+}
+
+func TestSlowTaskWithoutPauseHoldsTheConsumer(t *testing.T) {
+	// A consumer that cannot pause waits for the slow task: memory stays bounded,
+	// at the price of its neighbours.
+	e := newEnv(t)
+	e.noPause = true
+	e.stream("in", 2, 20000)
+	release := make(chan struct{})
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		if env.SSP.Partition == 0 {
+			<-release
+		}
+		return nil
+	})
+	c, err := e.container(baseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- c.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	polled := e.systems["mem"].cons.Load().polledCount()
+	cancel()
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// Each poll of up to 512 messages carries partition 0 about every other time; the
+	// dispatcher waits once two of its batches are queued behind the stuck one. 24
+	// polls leave a one-in-50,000 chance of a false failure.
+	if polled == 0 || polled > 24*512 {
+		t.Errorf("polled %d messages with a stuck task and a consumer that cannot pause; want some, at most %d", polled, 24*512)
+	}
+}
+
 func TestSamzaScenarioUncommittedMessageIsProcessedTwice(t *testing.T) {
 	// KafkaCheckpointManagerIntegrationTest: commit after msg0, not after msg1, stop
 	// without a shutdown commit (as a crash would), restart: msg1 twice, msg0 once.

@@ -107,6 +107,8 @@ type recSystem struct {
 	// failFlushOnce, when set, is returned by the next Flush of any of this system's
 	// producers and then forgotten: a producer that reports a delivery failure once.
 	failFlushOnce *atomic.Pointer[error]
+	// noPause hides the consumer's Pause and Resume from the container.
+	noPause bool
 }
 
 func (s *recSystem) NewConsumer() (system.Consumer, error) {
@@ -116,6 +118,9 @@ func (s *recSystem) NewConsumer() (system.Consumer, error) {
 	}
 	rc := &recConsumer{Consumer: c, name: s.name, j: s.j}
 	s.cons.Store(rc)
+	if s.noPause {
+		return plainConsumer{rc}, nil
+	}
 	return rc, nil
 }
 
@@ -131,6 +136,7 @@ type recConsumer struct {
 	polled sync.Map
 	mu     sync.Mutex
 	n      int
+	pauses int
 }
 
 func (c *recConsumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) {
@@ -140,6 +146,28 @@ func (c *recConsumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, erro
 	c.mu.Unlock()
 	return envs, err
 }
+
+// Pause and Resume forward to the inmem consumer, which can pause; a recSystem with
+// noPause hides them behind a plain system.Consumer.
+func (c *recConsumer) Pause(ssps ...system.SystemStreamPartition) {
+	c.Consumer.(system.Pauser).Pause(ssps...)
+	c.mu.Lock()
+	c.pauses++
+	c.mu.Unlock()
+}
+
+func (c *recConsumer) Resume(ssps ...system.SystemStreamPartition) {
+	c.Consumer.(system.Pauser).Resume(ssps...)
+}
+
+func (c *recConsumer) pauseCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pauses
+}
+
+// plainConsumer is a consumer that cannot pause.
+type plainConsumer struct{ system.Consumer }
 
 func (c *recConsumer) polledCount() int {
 	c.mu.Lock()
@@ -186,6 +214,8 @@ type env struct {
 	logs    *bytes.Buffer
 	// failFlushOnce makes the next producer Flush fail with the stored error, once.
 	failFlushOnce atomic.Pointer[error]
+	// noPause gives the container consumers that cannot pause.
+	noPause bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -248,7 +278,7 @@ func (e *env) container(cfg config.Config, mod ...func(*container.Options)) (*co
 				if err != nil {
 					return nil, err
 				}
-				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce}
+				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce, noPause: e.noPause}
 				e.systems[name] = rs
 				return rs, nil
 			},

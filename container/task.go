@@ -17,7 +17,7 @@ import (
 	"github.com/sluice-streams/sluice/task"
 )
 
-// taskInstance is one running task. Everything but the inbox, commitCh and pub is
+// taskInstance is one running task. Everything but the box, commitCh and pub is
 // owned by the task's goroutine (and by the container after that goroutine ended).
 type taskInstance struct {
 	r    *run
@@ -46,7 +46,7 @@ type taskInstance struct {
 	// requests made by the task during the current call
 	reqCommit, reqCommitAll, reqShutdown, reqShutdownAll bool
 
-	inbox    chan []system.IncomingEnvelope
+	box      *mailbox
 	commitCh chan struct{}
 
 	pubMu sync.Mutex
@@ -122,9 +122,11 @@ func (t *taskInstance) run(ctx context.Context) error {
 			default:
 				return nil
 			}
-		case batch := <-t.inbox:
-			if err := t.processBatch(ctx, batch); err != nil {
-				return err
+		case <-t.box.ready:
+			if batch, ok := t.box.take(); ok {
+				if err := t.processBatch(ctx, batch); err != nil {
+					return err
+				}
 			}
 		case <-commitC:
 			if err := t.commit(ctx, "periodic"); err != nil {

@@ -44,7 +44,10 @@ type topicPartition struct {
 	partition int32
 }
 
-var _ system.Consumer = (*Consumer)(nil)
+var (
+	_ system.Consumer = (*Consumer)(nil)
+	_ system.Pauser   = (*Consumer)(nil)
+)
 
 func newConsumer(s *System) *Consumer {
 	return &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}}
@@ -225,8 +228,16 @@ func (c *Consumer) handleErrors(ctx context.Context, fetches kgo.Fetches) error 
 			fatal = c.reset(ctx, topicPartition{topic, partition})
 		default:
 			if dl, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
-				// franz-go already moved on; say what was lost.
 				skipped := max(0, dl.ResetTo-dl.ConsumedTo)
+				if c.s.ResetPolicy(topic) == ResetFail {
+					// franz-go moved on by itself; with policy fail the job stops
+					// here, before anything after the gap is processed.
+					fatal = fmt.Errorf("kafka system %q: %s: the broker lost data this consumer had not read yet (offsets %d to %d, %d messages) and auto.offset.reset is fail; "+
+						"set systems.%s.streams.%s.consumer.auto.offset.reset (or systems.%s.consumer.auto.offset.reset) to oldest or upcoming to resume past the gap",
+						c.s.name, system.NewSSP(c.s.name, topic, partition), dl.ConsumedTo, dl.ResetTo, skipped, c.s.name, topic, c.s.name)
+					return
+				}
+				// franz-go already moved on; say what was lost.
 				c.s.resets.Add(1)
 				c.s.skipped.Add(skipped)
 				c.s.log.Warn("kafka: the broker lost data this consumer had not read yet; resuming",
@@ -286,6 +297,42 @@ func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: target}}})
 	c.next[tp] = target
 	return nil
+}
+
+// Pause stops fetching the given partitions until Resume. franz-go drops what it
+// had buffered for them and fetches it again after Resume, so nothing is skipped or
+// repeated; Poll returns nothing more of a paused partition.
+func (c *Consumer) Pause(ssps ...system.SystemStreamPartition) {
+	if cl := c.client(); cl != nil {
+		cl.PauseFetchPartitions(c.byTopic(ssps))
+	}
+}
+
+// Resume fetches the given partitions again, from after the last message Poll
+// returned.
+func (c *Consumer) Resume(ssps ...system.SystemStreamPartition) {
+	if cl := c.client(); cl != nil {
+		cl.ResumeFetchPartitions(c.byTopic(ssps))
+	}
+}
+
+func (c *Consumer) client() *kgo.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	return c.cl
+}
+
+func (c *Consumer) byTopic(ssps []system.SystemStreamPartition) map[string][]int32 {
+	m := make(map[string][]int32, 1)
+	for _, ssp := range ssps {
+		if ssp.System == c.s.name {
+			m[ssp.Stream] = append(m[ssp.Stream], ssp.Partition)
+		}
+	}
+	return m
 }
 
 // Close closes the consumer's client. It is idempotent.

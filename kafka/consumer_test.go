@@ -285,3 +285,77 @@ func TestDecimalLen(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumerPauseAndResume(t *testing.T) {
+	// Small fetches, so that partition 0 is paused half-way through its backlog.
+	_, seeds := cluster(t, kfake.SeedTopics(2, "events"))
+	s, _ := startSystem(t, seeds, map[string]string{"systems.kafka.consumer.max.partition.fetch.bytes": "1000"})
+	cl, _ := rawClient(t, seeds)
+	for range 40 { // 40 batches of 50 per partition
+		for p := range int32(2) {
+			produceN(t, cl, "events", p, 50, "e"+itoa(int(p)))
+		}
+	}
+	c, err := s.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p0, p1 := system.NewSSP("kafka", "events", 0), system.NewSSP("kafka", "events", 1)
+	for _, ssp := range []system.SystemStreamPartition{p0, p1} {
+		if err := c.Register(ssp, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	next := map[system.SystemStreamPartition]int{}
+	check := func(envs []system.IncomingEnvelope) {
+		t.Helper()
+		for _, e := range envs {
+			if e.Offset != itoa(next[e.SSP]) {
+				t.Fatalf("%s: offset %s, want %d (no skips, no repeats)", e.SSP, e.Offset, next[e.SSP])
+			}
+			next[e.SSP]++
+		}
+	}
+	ctx, cancel := contextWithTimeout(t, 10*time.Second)
+	defer cancel()
+	for next[p0] == 0 {
+		envs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(envs)
+	}
+	c.(system.Pauser).Pause(p0)
+	atPause := next[p0]
+	for next[p1] < 2000 {
+		envs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Poll with partition 0 paused, partition 1 at %d of 2000: %v", next[p1], err)
+		}
+		check(envs)
+	}
+	if next[p0] >= 2000 {
+		t.Fatalf("partition 0 was read to its end (%d) while paused", next[p0])
+	}
+	// Nothing more of the paused partition arrives, even when there is more of it.
+	produceN(t, cl, "events", 0, 50, "late")
+	idle, cancelIdle := contextWithTimeout(t, 500*time.Millisecond)
+	envs, err := c.Poll(idle)
+	cancelIdle()
+	if len(envs) != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poll while paused = %d envelopes, %v; want none", len(envs), err)
+	}
+	t.Logf("partition 0 paused at %d; read %d of 2050 before Resume", atPause, next[p0])
+	c.(system.Pauser).Resume(p0)
+	for next[p0] < 2050 {
+		envs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Poll after Resume, partition 0 at %d of 2050: %v", next[p0], err)
+		}
+		check(envs)
+	}
+}

@@ -155,6 +155,21 @@ type CheckpointListener interface {
 	OnCheckpoint(offsets map[SystemStreamPartition]string) error
 }
 
+// Pauser is implemented by consumers that can stop fetching some of their partitions
+// for a while. When a task falls behind, the container pauses that task's partitions,
+// so that the consumer's other partitions keep flowing to their tasks while the slow
+// task's buffer stays bounded, and resumes them once the task has worked through its
+// buffer. Poll may still return messages of a partition that was paused while they
+// were on their way, but must never skip or repeat one: after Resume, reading carries
+// on exactly after the last message Poll returned. Pause and Resume may be called from
+// any goroutine, also while Poll is blocked (Resume must wake it if messages are
+// available). A consumer that does not implement Pauser makes the container wait for
+// the slow task before it polls again.
+type Pauser interface {
+	Pause(ssps ...SystemStreamPartition)
+	Resume(ssps ...SystemStreamPartition)
+}
+
 // ResetCounter is implemented by systems whose consumers move past offsets that no
 // longer exist while running (retention deleted them), so the container can count those
 // moves with its own start-time ones.

@@ -235,12 +235,39 @@ func (admin) Distance(from, to string) (int64, error) {
 	return y - x, nil
 }
 
-// Consumer reads registered partitions of the store.
+// Consumer reads registered partitions of the store. It implements system.Pauser.
 type Consumer struct {
 	sys     *System
 	mu      sync.Mutex
 	next    map[system.SystemStreamPartition]int64
+	paused  map[system.SystemStreamPartition]bool
+	resumed chan struct{} // closed and replaced by Resume, to wake a waiting Poll
 	started bool
+}
+
+// Pause stops Poll from returning messages of ssps until Resume.
+func (c *Consumer) Pause(ssps ...system.SystemStreamPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused == nil {
+		c.paused = map[system.SystemStreamPartition]bool{}
+	}
+	for _, ssp := range ssps {
+		c.paused[ssp] = true
+	}
+}
+
+// Resume lets Poll return messages of ssps again, from where it stopped.
+func (c *Consumer) Resume(ssps ...system.SystemStreamPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ssp := range ssps {
+		delete(c.paused, ssp)
+	}
+	if c.resumed != nil {
+		close(c.resumed)
+		c.resumed = nil
+	}
 }
 
 // Register sets where ssp is read from.
@@ -277,7 +304,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		c.mu.Lock()
 		var out []system.IncomingEnvelope
 		for ssp, next := range c.next {
-			if ssp.System != c.sys.name {
+			if ssp.System != c.sys.name || c.paused[ssp] {
 				continue
 			}
 			part, err := s.part(ssp.Stream, ssp.Partition)
@@ -296,6 +323,10 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 			c.next[ssp] = next
 		}
 		wait := s.changed
+		if c.resumed == nil {
+			c.resumed = make(chan struct{})
+		}
+		resumed := c.resumed
 		c.mu.Unlock()
 		s.mu.Unlock()
 		if len(out) > 0 {
@@ -305,6 +336,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-wait:
+		case <-resumed:
 		}
 	}
 }
