@@ -58,6 +58,17 @@ type Lister interface {
 	Tasks(ctx context.Context) ([]string, error)
 }
 
+// Deleter is implemented by managers that can remove a task's checkpoint, so that the
+// task reads as never checkpointed and starts from its default offsets. The checkpoint
+// tool uses it to undo a write to a task that had no checkpoint.
+type Deleter interface {
+	// Delete removes task's checkpoint, durably, before returning: Read then returns
+	// ErrNoCheckpoint and Lister.Tasks leaves task out, in this manager and in managers
+	// started later over the same store. Deleting a task that has no checkpoint is not
+	// an error.
+	Delete(ctx context.Context, task string) error
+}
+
 var (
 	// ErrNoCheckpoint is returned by Read for a task that has never been checkpointed.
 	ErrNoCheckpoint = errors.New("checkpoint: no checkpoint")

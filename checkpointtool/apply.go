@@ -2,17 +2,28 @@ package checkpointtool
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-streams/sluice/checkpoint"
 )
+
+// restoreTimeout bounds undoing a failed rewrite. Undoing does not stop when the
+// caller's context is cancelled (an interrupted tool must not leave half a rewrite).
+const restoreTimeout = 2 * time.Minute
 
 // Apply writes the plan's checkpoints through the checkpoint manager, one task at a
 // time, after printing the table of changes to Stdout. It writes nothing when the plan
 // changes nothing (and says so on Stderr), with Options.DryRun, or when the job is
-// running and Options.Force is not set (an error wrapping checkpoint.ErrJobRunning). A
-// write that fails part way returns a *PartialWriteError naming the tasks written and
-// not written.
+// running and Options.Force is not set (an error wrapping checkpoint.ErrJobRunning).
+//
+// The rewrite is all or nothing as far as the manager allows: when the write of a task
+// fails, the tasks already written get their old checkpoints back (see WriteError),
+// and Apply returns a *WriteError saying what it did.
 func (t *Tool) Apply(ctx context.Context, p *Plan) error {
 	cpm, err := t.manager()
 	if err != nil {
@@ -50,14 +61,84 @@ func (t *Tool) Apply(ctx context.Context, p *Plan) error {
 			n, plural(n, "offset", "offsets"), m, plural(m, "task", "tasks"))
 		return nil
 	}
-	for i, task := range p.tasks {
+	order := writeOrder(p)
+	for i, task := range order {
 		if err := cpm.Write(ctx, task, p.writes[task]); err != nil {
-			return &PartialWriteError{Written: p.tasks[:i], Failed: task, NotWritten: p.tasks[i+1:], Err: err}
+			return t.undo(ctx, cpm, p, order[:i], task, order[i+1:], err)
 		}
 	}
 	fmt.Fprintf(t.opts.Stderr, "wrote the checkpoints of %d %s (%d %s changed): %s\nthe job starts from them the next time it starts\n",
 		m, plural(m, "task", "tasks"), n, plural(n, "offset", "offsets"), strings.Join(p.tasks, ", "))
 	return nil
+}
+
+// writeOrder is the order Apply writes the plan's tasks in: tasks whose stored
+// checkpoint is corrupt last, because that checkpoint cannot be written back if a later
+// write fails.
+func writeOrder(p *Plan) []string {
+	order := slices.Clone(p.tasks)
+	slices.SortStableFunc(order, func(a, b string) int {
+		ca, cb := p.priors[a].corrupt, p.priors[b].corrupt
+		switch {
+		case ca == cb:
+			return 0
+		case cb:
+			return -1
+		}
+		return 1
+	})
+	return order
+}
+
+// undo puts back the old checkpoints of the tasks written before the write of failed
+// failed with cause, and of failed itself (a write that reports failure, such as a
+// Kafka produce that timed out, may still have been stored). It returns the
+// *WriteError that reports it all.
+func (t *Tool) undo(ctx context.Context, cpm checkpoint.Manager, p *Plan, written []string, failed string, notWritten []string, cause error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	we := &WriteError{Failed: failed, Err: cause, NotWritten: slices.Clone(notWritten)}
+	for _, task := range append(slices.Clone(written), failed) {
+		pr := p.priors[task]
+		how, err := t.restore(rctx, cpm, task, pr)
+		switch {
+		case err == nil && task == failed:
+			we.FailedRestored = how
+		case err == nil:
+			we.Restored = append(we.Restored, Restored{Task: task, How: how})
+		case task == failed:
+			we.FailedRestoreErr = err
+		default:
+			we.LeftChanged = append(we.LeftChanged, Unrestored{
+				Task: task, HadNone: !pr.had && !pr.corrupt, Corrupt: pr.corrupt, Old: pr.offsets, Path: t.checkpointPath(task), Err: err,
+			})
+		}
+	}
+	return we
+}
+
+// restore writes task's prior checkpoint back and says how.
+func (t *Tool) restore(ctx context.Context, cpm checkpoint.Manager, task string, pr prior) (RestoreHow, error) {
+	switch {
+	case pr.corrupt:
+		return 0, errors.New("its old checkpoint was corrupt, so it cannot be written back")
+	case pr.had:
+		return RestoredOld, cpm.Write(ctx, task, checkpoint.New(pr.offsets))
+	}
+	if d, ok := cpm.(checkpoint.Deleter); ok {
+		return RestoredDeleted, d.Delete(ctx, task)
+	}
+	// A checkpoint without partitions starts every partition at its default, exactly
+	// as no checkpoint does.
+	return RestoredEmpty, cpm.Write(ctx, task, checkpoint.New(nil))
+}
+
+// checkpointPath returns where the manager keeps task's checkpoint, when it is a file.
+func (t *Tool) checkpointPath(task string) string {
+	if pm, ok := t.m.Checkpoints.(interface{ Path(string) string }); ok {
+		return pm.Path(task)
+	}
+	return ""
 }
 
 // table prints the plan's changes to Stdout, one line per partition.

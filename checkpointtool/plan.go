@@ -39,7 +39,15 @@ type Plan struct {
 	// Changes lists every partition whose offset changes, by task then partition.
 	Changes []Change
 	writes  map[string]checkpoint.Checkpoint
-	tasks   []string // the tasks to write, sorted
+	tasks   []string         // the tasks to write, sorted
+	priors  map[string]prior // what each task to write held before, to undo the write
+}
+
+// prior is what a task's checkpoint was when the plan was made.
+type prior struct {
+	had     bool // the task had a checkpoint that could be read
+	corrupt bool // the task had a checkpoint that could not be read
+	offsets map[system.SystemStreamPartition]string
 }
 
 // Checkpoints returns the new checkpoint of every task the plan writes.
@@ -209,7 +217,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 				next[ssp] = o // the same offset, as stored
 			}
 		}
-		t.addTask(p, task, old, next, s.corrupt[task] != nil)
+		t.addTask(p, s, task, next)
 	}
 	if len(corrupt) > 0 {
 		return nil, fmt.Errorf("%s cannot be merged into a corrupt checkpoint:\n%w\nadd --replace to replace those tasks' checkpoints with exactly the file's offsets for them; nothing was written", name, errors.Join(corrupt...))
@@ -217,8 +225,11 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 	return p, nil
 }
 
-// addTask adds task to the plan if next differs from old.
-func (t *Tool) addTask(p *Plan, task string, old, next map[system.SystemStreamPartition]string, corrupt bool) {
+// addTask adds task to the plan if next differs from its stored checkpoint.
+func (t *Tool) addTask(p *Plan, s *stored, task string, next map[system.SystemStreamPartition]string) {
+	cp, had := s.cps[task]
+	old := cp.Offsets
+	corrupt := s.corrupt[task] != nil
 	var changes []Change
 	for _, ssp := range slices.SortedFunc(maps.Keys(union(old, next)), system.SystemStreamPartition.Compare) {
 		o, hadOld := old[ssp]
@@ -234,6 +245,10 @@ func (t *Tool) addTask(p *Plan, task string, old, next map[system.SystemStreamPa
 	p.Changes = append(p.Changes, changes...)
 	p.writes[task] = checkpoint.New(next)
 	p.tasks = append(p.tasks, task)
+	if p.priors == nil {
+		p.priors = map[string]prior{}
+	}
+	p.priors[task] = prior{had: had, corrupt: corrupt, offsets: maps.Clone(old)}
 }
 
 func union(a, b map[system.SystemStreamPartition]string) map[system.SystemStreamPartition]bool {
@@ -401,7 +416,7 @@ func (t *Tool) PlanReset(ctx context.Context, target ResetTarget, streams []syst
 			}
 			t.warnf("the stored checkpoint of task %q is corrupt; it is replaced with the %s offsets", task, target)
 		}
-		t.addTask(p, task, s.cps[task].Offsets, next, s.corrupt[task] != nil)
+		t.addTask(p, s, task, next)
 	}
 	if len(corrupt) > 0 {
 		return nil, fmt.Errorf("--streams keeps the other partitions' stored offsets, but these checkpoints are corrupt:\n%w\nreset every stream (leave out --streams), or replace them with --new-offsets=FILE --replace; nothing was written", errors.Join(corrupt...))

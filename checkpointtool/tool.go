@@ -23,8 +23,9 @@
 // Tool.PlanFile reads a file of the same form (typically the printed one, edited) and
 // validates every entry against the job before anything is written; Tool.PlanReset
 // computes offsets from the system (oldest, upcoming, or the first message at or after
-// a time). Tool.Apply writes a plan through the checkpoint manager, one task at a time.
-// Tool.Run does all of it for a Request.
+// a time). Tool.Apply writes a plan through the checkpoint manager, one task at a time;
+// when a write fails, it puts back the old checkpoints of the tasks already written
+// (a *WriteError says what it did). Tool.Run does all of it for a Request.
 //
 // An entry equal to the stored offset is no change; so is an entry, for a partition
 // without a checkpoint, equal to the offset the job would start it at by default. The

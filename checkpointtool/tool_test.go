@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,8 +359,19 @@ func TestTranscripts(t *testing.T) {
 		{name: "usage-conflicts", args: []string{"--new-offsets=FILE", "--reset-to=yesterday", "--streams=nodot"}, file: kPV0 + "=1\n", wantErr: "bad", unchanged: true},
 		{name: "usage-dry-run-print", args: []string{"--dry-run"}, wantErr: "bad", unchanged: true},
 		{name: "missing-file", args: []string{"--new-offsets=$TMP/missing.properties"}, wantErr: "bad", unchanged: true},
-		{name: "partial-write", args: []string{"--reset-to=upcoming"}, wantErr: "fail", setup: func(t *testing.T, f *fixture) {
-			f.wrap = func(m checkpoint.Manager) checkpoint.Manager { return &failingWrites{Manager: m, fail: "Partition 1"} }
+		// A write fails part way: the tasks written are put back as they were.
+		{name: "partial-write", args: []string{"--reset-to=upcoming"}, wantErr: "fail", unchanged: true, setup: failWrites(failingWrites{fail: "Partition 2"})},
+		{name: "partial-write-no-delete", args: []string{"--reset-to=upcoming"}, wantErr: "fail", setup: func(t *testing.T, f *fixture) {
+			removeCheckpoint("Partition 0")(t, f)
+			failWrites(failingWrites{fail: "Partition 1", noDelete: true})(t, f)
+		}},
+		{name: "partial-write-undo-fails", args: []string{"--reset-to=upcoming"}, wantErr: "fail", setup: func(t *testing.T, f *fixture) {
+			removeCheckpoint("Partition 1")(t, f)
+			failWrites(failingWrites{fail: "Partition 2", always: true, failUndo: []string{"Partition 0", "Partition 1"}})(t, f)
+		}},
+		{name: "partial-write-corrupt-last", args: []string{"--reset-to=oldest"}, wantErr: "fail", unchanged: true, setup: func(t *testing.T, f *fixture) {
+			corrupt("Partition 0")(t, f)
+			failWrites(failingWrites{fail: "Partition 2"})(t, f)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -422,21 +434,77 @@ func corrupt(task string) func(t *testing.T, f *fixture) {
 	}
 }
 
-// failingWrites fails every write of one task.
+func removeCheckpoint(task string) func(t *testing.T, f *fixture) {
+	return func(t *testing.T, f *fixture) {
+		t.Helper()
+		must(t, os.Remove(f.manager(t).Path(task)))
+	}
+}
+
+// failingWrites fails the first write of one task (every write of it if always), and
+// the second write or delete of each task in failUndo: putting it back after a failure.
+// It implements checkpoint.Deleter unless noDelete.
 type failingWrites struct {
 	checkpoint.Manager
-	fail string
+	fail     string
+	always   bool
+	failUndo []string
+	noDelete bool
+
+	mu    *sync.Mutex
+	calls map[string]int
+	log   []string // every write and delete, in order
+}
+
+// failWrites makes the tool's checkpoint manager a failingWrites like fw.
+func failWrites(fw failingWrites) func(t *testing.T, f *fixture) {
+	return func(t *testing.T, f *fixture) {
+		f.wrap = func(m checkpoint.Manager) checkpoint.Manager {
+			w := fw
+			w.Manager, w.mu, w.calls = m, new(sync.Mutex), map[string]int{}
+			if w.noDelete {
+				return &w
+			}
+			return deletingFailingWrites{&w}
+		}
+	}
 }
 
 func (m *failingWrites) CheckNotRunning() error {
 	return m.Manager.(*filesystem.Manager).CheckNotRunning()
 }
 
-func (m *failingWrites) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
-	if task == m.fail {
+func (m *failingWrites) Path(task string) string { return m.Manager.(*filesystem.Manager).Path(task) }
+
+// call records a write or delete of task and says whether it fails.
+func (m *failingWrites) call(op, task string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls[task]++
+	m.log = append(m.log, op+" "+task)
+	switch n := m.calls[task]; {
+	case task == m.fail && (n == 1 || m.always):
 		return errors.New("disk full")
+	case n == 2 && slices.Contains(m.failUndo, task):
+		return errors.New("permission denied")
+	}
+	return nil
+}
+
+func (m *failingWrites) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
+	if err := m.call("write", task); err != nil {
+		return err
 	}
 	return m.Manager.Write(ctx, task, cp)
+}
+
+type deletingFailingWrites struct{ *failingWrites }
+
+func (m deletingFailingWrites) Delete(ctx context.Context, task string) error {
+	if err := m.call("delete", task); err != nil {
+		return err
+	}
+	return m.Manager.(checkpoint.Deleter).Delete(ctx, task)
 }
 
 // TestRoundTripEveryPrintIsNoOp checks the property behind roundtrip-noop on several
@@ -518,5 +586,35 @@ func TestApplyWritesThroughManager(t *testing.T) {
 	must(t, err)
 	if !got.Equal(cps["Partition 2"]) {
 		t.Errorf("stored %v, want %v", got.Offsets, cps["Partition 2"].Offsets)
+	}
+}
+
+// TestApplyUndoesFailedWrite checks the *WriteError of a failed rewrite and the order
+// of the writes: a task with a corrupt checkpoint (which cannot be put back) is written
+// last, and every task written before the failure is put back, the failed one too.
+func TestApplyUndoesFailedWrite(t *testing.T) {
+	f := newFixture(t)
+	corrupt("Partition 0")(t, f)
+	var fw *failingWrites
+	f.wrap = func(m checkpoint.Manager) checkpoint.Manager {
+		fw = &failingWrites{Manager: m, fail: "Partition 2", mu: new(sync.Mutex), calls: map[string]int{}}
+		return deletingFailingWrites{fw}
+	}
+	r := f.run(t, "--reset-to=oldest")
+	var we *checkpointtool.WriteError
+	if !errors.As(r.err, &we) {
+		t.Fatalf("error %v, want a *WriteError", r.err)
+	}
+	if we.Failed != "Partition 2" || len(we.LeftChanged) != 0 || we.FailedRestored != checkpointtool.RestoredDeleted ||
+		!slices.Equal(we.NotWritten, []string{"Partition 0"}) ||
+		!slices.Equal(we.Restored, []checkpointtool.Restored{{Task: "Partition 1", How: checkpointtool.RestoredOld}}) {
+		t.Errorf("WriteError = %+v", we)
+	}
+	want := []string{"write Partition 1", "write Partition 2", "write Partition 1", "delete Partition 2"}
+	if !slices.Equal(fw.log, want) {
+		t.Errorf("calls %q, want %q", fw.log, want)
+	}
+	if got := f.stored(t); !strings.Contains(got, "Partition 1: mem.PageViewEvent#1=3\n") || strings.Contains(got, "Partition 2") {
+		t.Errorf("stored after:\n%s", got)
 	}
 }

@@ -37,8 +37,8 @@ const maxTopicLen = 249
 
 // CheckpointManager stores checkpoints in a compacted, single-partition Kafka topic,
 // one record per task per commit, keyed by the task name; see
-// docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager
-// and checkpoint.Lister and is safe for concurrent use.
+// docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager,
+// checkpoint.Lister and checkpoint.Deleter and is safe for concurrent use.
 //
 // Start reads the whole topic once, from its log start to the end offset it had at
 // Start; the last record of each task wins. Read answers from that snapshot, updated
@@ -72,6 +72,7 @@ type entry struct {
 var (
 	_ checkpoint.Manager = (*CheckpointManager)(nil)
 	_ checkpoint.Lister  = (*CheckpointManager)(nil)
+	_ checkpoint.Deleter = (*CheckpointManager)(nil)
 )
 
 // NewCheckpointManager validates the checkpoint keys of cfg and returns a manager
@@ -402,6 +403,29 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 	if m.entries != nil {
 		m.entries[task] = &entry{cp: checkpoint.New(cp.Offsets)}
 	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Delete removes task's checkpoint: it writes a tombstone (a record with task's key
+// and no value), with the same acknowledgement and retries as Write. Readers then find
+// no checkpoint of task, and compaction eventually removes its records.
+func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
+	m.mu.Lock()
+	err := m.startedLocked()
+	cl := m.cl
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if task == "" {
+		return errors.New("checkpoint: delete: empty task name")
+	}
+	if err := m.produce(ctx, cl, task, nil); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.entries, task)
 	m.mu.Unlock()
 	return nil
 }

@@ -19,7 +19,8 @@
 // write replaces the previous checkpoint rather than merging into it; a damaged
 // checkpoint is an error wrapping checkpoint.ErrCorrupt, never ErrNoCheckpoint; and,
 // for managers that implement checkpoint.Lister, the listed tasks are the written
-// ones.
+// ones; and, for managers that implement checkpoint.Deleter, a deleted task reads as
+// never checkpointed, also after a restart, while other tasks keep theirs.
 package checkpointtest
 
 import (
@@ -70,6 +71,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Lister", testLister},
 		{"Corrupt", testCorrupt},
+		{"Delete", testDelete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,4 +430,46 @@ func testCorrupt(t *testing.T, h Harness) {
 	}
 	// The damage is confined to the one task.
 	expect(t, m, "Partition 1", good)
+}
+
+func testDelete(t *testing.T, h Harness) {
+	m := open(t, h)
+	d, ok := m.Manager.(checkpoint.Deleter)
+	if !ok {
+		t.Skip("the manager does not implement checkpoint.Deleter")
+	}
+	if err := d.Delete(t.Context(), "Partition 9"); err != nil {
+		t.Fatalf("Delete of a task never written: %v", err)
+	}
+	keep := cpOf(ssp("PageViewEvent", 1), "7")
+	write(t, m, "Partition 0", cpOf(ssp("PageViewEvent", 0), "5"))
+	write(t, m, "Partition 1", keep)
+	if err := d.Delete(t.Context(), "Partition 0"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	check := func(m checkpoint.Manager) {
+		t.Helper()
+		expectNone(t, m, "Partition 0")
+		expect(t, m, "Partition 1", keep)
+		if l, ok := m.(checkpoint.Lister); ok {
+			tasks, err := l.Tasks(t.Context())
+			if err != nil {
+				t.Fatalf("Tasks: %v", err)
+			}
+			if !slices.Equal(tasks, []string{"Partition 1"}) {
+				t.Fatalf("Tasks after Delete = %q, want only Partition 1", tasks)
+			}
+		}
+	}
+	check(m.Manager)
+	m = reopen(t, h, m)
+	check(m.Manager)
+	// Deleting twice is harmless, and a deleted task can be written again.
+	if err := m.Manager.(checkpoint.Deleter).Delete(t.Context(), "Partition 0"); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	again := cpOf(ssp("PageViewEvent", 0), "2")
+	write(t, m, "Partition 0", again)
+	m = reopen(t, h, m)
+	expect(t, m, "Partition 0", again)
 }

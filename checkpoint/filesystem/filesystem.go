@@ -99,7 +99,8 @@ const (
 )
 
 // Manager stores the checkpoints of one job in a directory. It implements
-// checkpoint.Manager and checkpoint.Lister, and is safe for concurrent use.
+// checkpoint.Manager, checkpoint.Lister and checkpoint.Deleter, and is safe for
+// concurrent use.
 type Manager struct {
 	dir    string
 	job    string
@@ -113,6 +114,7 @@ type Manager struct {
 var (
 	_ checkpoint.Manager = (*Manager)(nil)
 	_ checkpoint.Lister  = (*Manager)(nil)
+	_ checkpoint.Deleter = (*Manager)(nil)
 )
 
 // New returns a manager for the checkpoints of job jobName with id jobID in dir. It
@@ -239,6 +241,21 @@ func (m *Manager) Write(ctx context.Context, task string, cp checkpoint.Checkpoi
 		return fmt.Errorf("filesystem checkpoints: write %s: %w", path, err)
 	}
 	if err := atomicfile.WriteFile(path, b, filePerm); err != nil {
+		return fmt.Errorf("filesystem checkpoints: %w", err)
+	}
+	return nil
+}
+
+// Delete removes task's checkpoint file and syncs the directory, so that the task has
+// no checkpoint. A task without a file is not an error.
+func (m *Manager) Delete(ctx context.Context, task string) error {
+	if err := m.usable(ctx); err != nil {
+		return err
+	}
+	if task == "" {
+		return errors.New("filesystem checkpoints: delete: empty task name")
+	}
+	if err := atomicfile.Remove(m.Path(task)); err != nil {
 		return fmt.Errorf("filesystem checkpoints: %w", err)
 	}
 	return nil

@@ -77,6 +77,20 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	return nil
 }
 
+// Remove removes path durably: it removes the file and syncs its directory, so the
+// removal survives a crash. A path that does not exist is not an error (the directory
+// is synced all the same, in case an earlier removal was not).
+func Remove(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("atomicfile: remove %s: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("atomicfile: remove %s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -170,3 +170,23 @@ func TestWriteFileReadOnlyDir(t *testing.T) {
 	assertContent(t, path, "old")
 	assertNoTemp(t, dir)
 }
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	if err := atomicfile.WriteFile(path, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := atomicfile.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after Remove: stat %v, want not exist", err)
+	}
+	if err := atomicfile.Remove(path); err != nil {
+		t.Errorf("Remove of a missing file: %v", err)
+	}
+	if err := atomicfile.Remove(filepath.Join(dir, "no-such-dir", "a.txt")); err == nil {
+		t.Error("Remove in a missing directory: no error (the directory cannot be synced)")
+	}
+}
