@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/sluice-streams/sluice/checkpoint"
@@ -22,7 +21,7 @@ func kafkaSystem(name string, cfg config.Config, log *slog.Logger) (system.Syste
 func kafkaCheckpoints(jc *job.Config, systems map[string]system.System, log *slog.Logger) (checkpoint.Manager, error) {
 	s, ok := systems[jc.CheckpointSystem].(*kafka.System)
 	if !ok {
-		return nil, &config.Error{Key: job.KeyCheckpointSystem, Value: jc.CheckpointSystem, Msg: fmt.Sprintf("%v", errNotKafka)}
+		return nil, &config.Error{Key: job.KeyCheckpointSystem, Value: jc.CheckpointSystem, Err: errNotKafka}
 	}
 	m, err := kafka.NewCheckpointManager(s, jc.Raw, log)
 	if err != nil {

@@ -27,7 +27,7 @@ func checkpointFactories() map[string]container.CheckpointFactory {
 		"filesystem": func(jc *job.Config, _ map[string]system.System, log *slog.Logger) (checkpoint.Manager, error) {
 			m, err := filesystem.New(jc.CheckpointPath, jc.Name, jc.ID, filesystem.WithLogger(log))
 			if err != nil {
-				return nil, &config.Error{Key: job.KeyCheckpointPath, Value: jc.CheckpointPath, Msg: err.Error()}
+				return nil, &config.Error{Key: job.KeyCheckpointPath, Value: jc.CheckpointPath, Err: err}
 			}
 			return m, nil
 		},

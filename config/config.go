@@ -175,14 +175,23 @@ type Error struct {
 	Key   string
 	Value string
 	Msg   string
+	// Err, when set, is the underlying cause; Msg defaults to its text.
+	Err error
 }
 
 func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+	msg := e.Msg
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
 	}
-	return fmt.Sprintf("%s=%s: %s", e.Key, e.Value, e.Msg)
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Key, msg)
+	}
+	return fmt.Sprintf("%s=%s: %s", e.Key, e.Value, msg)
 }
+
+// Unwrap returns the underlying cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 // IsConfigError reports whether err holds a configuration problem.
 func IsConfigError(err error) bool {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -101,28 +102,34 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if !ok {
 		p.Add(job.KeyTaskClass, jc.TaskClass, "unknown task; known tasks: %s", strings.Join(slices.Sorted(maps.Keys(opts.Tasks)), ", "))
 	} else if def.Check != nil {
-		p.AddErr(def.Check(cfg))
+		p.AddErr(checkTask(jc.TaskClass, def.Check, cfg))
 	}
 	c := &Container{opts: opts, jc: jc, def: def, systems: map[string]system.System{}, log: opts.Logger}
+	systemsOK := true
 	for _, name := range slices.Sorted(maps.Keys(jc.SystemFactories)) {
 		fname := jc.SystemFactories[name]
 		f, ok := opts.Systems[fname]
 		if !ok {
 			p.Add("systems."+name+".samza.factory", cfg.GetOr("systems."+name+".samza.factory", ""), "unknown system factory; known: %s", strings.Join(slices.Sorted(maps.Keys(opts.Systems)), ", "))
+			systemsOK = false
 			continue
 		}
 		s, err := f(name, cfg, c.log)
 		if err != nil {
 			p.AddErr(err)
+			systemsOK = false
 			continue
 		}
 		c.systems[name] = s
 	}
-	if jc.CheckpointFactory != "" && err == nil {
+	if jc.CheckpointFactory != "" {
 		f, ok := opts.Checkpoints[jc.CheckpointFactory]
-		if !ok {
+		switch {
+		case !ok:
 			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "unknown checkpoint manager; known: %s (Samza's class names for them work too)", strings.Join(slices.Sorted(maps.Keys(opts.Checkpoints)), ", "))
-		} else if err := p.Err(); err == nil {
+		case err == nil && systemsOK:
+			// The manager's own keys are checked along with everything else; it is
+			// built only over a valid job and systems, which it depends on.
 			m, err := f(jc, c.systems, c.log)
 			p.AddErr(err)
 			c.cpm = m
@@ -189,6 +196,30 @@ type TaskPanicError struct {
 
 func (e *TaskPanicError) Error() string {
 	return fmt.Sprintf("task %s panicked %s: %v", e.Task, e.Where, e.Value)
+}
+
+// checkTask runs a task's configuration check, turning a panic into an error.
+func checkTask(class string, check task.ConfigCheck, cfg config.Config) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &TaskPanicError{Task: class, Where: "checking its configuration", Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return check(cfg)
+}
+
+// newTaskImpl creates a task instance, turning a panic into an error.
+func newTaskImpl(newTask task.Factory, name string, cfg config.Config) (impl task.StreamTask, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &TaskPanicError{Task: name, Where: "in its constructor", Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	impl, err = newTask(name, cfg)
+	if err == nil && impl == nil {
+		err = errors.New("its constructor returned no task and no error")
+	}
+	return impl, err
 }
 
 // runLocker is implemented by checkpoint managers that mark a job as running, so the
@@ -356,7 +387,7 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 	if err != nil {
 		return nil, err
 	}
-	impl, err := c.def.New(name, c.jc.Raw)
+	impl, err := newTaskImpl(c.def.New, name, c.jc.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("create task %s: %w", name, err)
 	}

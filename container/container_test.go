@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/task"
 )
@@ -112,6 +113,33 @@ func TestPanicIsContainedAsTaskFailure(t *testing.T) {
 	}
 	if got := e.mgr.get("Partition 1")[ssp("in", 1)]; got != "3" {
 		t.Errorf("checkpoint of failed task = %q, want 3", got)
+	}
+}
+
+func TestPanicInConstructorOrCheckIsContained(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 1)
+	e.tasks["test"] = task.Definition{New: func(name string, _ config.Config) (task.StreamTask, error) {
+		panic("constructor of " + name + " fell over")
+	}}
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	var pe *container.TaskPanicError
+	if !errors.As(err, &pe) || pe.Task != "Partition 0" || !strings.Contains(err.Error(), "fell over") {
+		t.Fatalf("run error = %v, want a *TaskPanicError of Partition 0", err)
+	}
+
+	e.tasks["test"] = task.Definition{
+		New:   func(string, config.Config) (task.StreamTask, error) { return nil, nil },
+		Check: func(config.Config) error { panic("check fell over") },
+	}
+	_, err = e.container(baseConfig())
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "checking its configuration") {
+		t.Fatalf("New error = %v, want a *TaskPanicError from the check", err)
+	}
+
+	e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) { return nil, nil }}
+	if err := e.run(baseConfig(), exitWhenCaughtUp); err == nil || !strings.Contains(err.Error(), "no task and no error") {
+		t.Fatalf("run error = %v, want an error for a constructor returning nil", err)
 	}
 }
 
@@ -290,6 +318,31 @@ func TestListenerSeesOnlyItsOwnSystem(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("listener calls = %q, want %q", got, want)
+	}
+}
+
+func TestListenerErrorIsLoggedAndCountedAndTheCheckpointStands(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 3)
+	e.listenerErr = errors.New("ack endpoint down")
+	e.tasks["test"] = copyTo("", nil, nil)
+	c, err := e.container(baseConfig(), exitWhenCaughtUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatalf("a listener error stopped the job: %v", err)
+	}
+	if got := c.Stats().ListenerErrors; got != 2 {
+		t.Errorf("ListenerErrors = %d, want 2 (one per task's shutdown checkpoint)", got)
+	}
+	for p := range int32(2) {
+		if got := e.mgr.get(job.TaskName(p))[ssp("in", p)]; got != "3" {
+			t.Errorf("checkpoint of partition %d = %q, want 3 despite the listener error", p, got)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "ack endpoint down") {
+		t.Errorf("listener error not logged:\n%s", e.logs)
 	}
 }
 
@@ -501,12 +554,14 @@ func TestConfigProblemsReportedTogether(t *testing.T) {
 		"task.commit.ms", "soon",
 		"task.inputs", "mem.in,nosys.x,justastream",
 		"task.class", "nope",
+		"task.checkpoint.factory", "carrier-pigeon",
 	)
 	_, err := e.container(cfg)
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"job.name", "systems.mem.samza.offset.default=sometimes", "task.commit.ms=soon", "nosys", "justastream"} {
+	for _, want := range []string{"job.name", "systems.mem.samza.offset.default=sometimes", "task.commit.ms=soon", "nosys", "justastream",
+		"task.class=nope", "task.checkpoint.factory=carrier-pigeon"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -535,6 +590,29 @@ func TestWindowIsCalled(t *testing.T) {
 	msgs, _ := e.store.Messages("out", 0)
 	if len(msgs) != 3 {
 		t.Errorf("window sent %d messages, want 3", len(msgs))
+	}
+}
+
+func TestWindowOffOverridesTheTaskDefault(t *testing.T) {
+	// Samza's task.window.ms=-1 turns windowing off, even for a task with a default.
+	e := newEnv(t)
+	e.stream("in", 1, 0)
+	e.stream("out", 1, 0)
+	e.tasks["test"] = task.Definition{
+		New:           func(string, config.Config) (task.StreamTask, error) { return &windowTask{}, nil },
+		WindowDefault: 10 * time.Millisecond,
+	}
+	c, err := e.container(baseConfig("task.window.ms", "-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := e.store.Messages("out", 0); len(msgs) != 0 {
+		t.Errorf("Window was called %d times with task.window.ms=-1", len(msgs))
 	}
 }
 

@@ -109,6 +109,8 @@ type recSystem struct {
 	failFlushOnce *atomic.Pointer[error]
 	// noPause hides the consumer's Pause and Resume from the container.
 	noPause bool
+	// listenerErr is returned by the consumers' OnCheckpoint.
+	listenerErr error
 }
 
 func (s *recSystem) NewConsumer() (system.Consumer, error) {
@@ -116,7 +118,7 @@ func (s *recSystem) NewConsumer() (system.Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &recConsumer{Consumer: c, name: s.name, j: s.j}
+	rc := &recConsumer{Consumer: c, name: s.name, j: s.j, listenerErr: s.listenerErr}
 	s.cons.Store(rc)
 	if s.noPause {
 		return plainConsumer{rc}, nil
@@ -137,6 +139,8 @@ type recConsumer struct {
 	mu     sync.Mutex
 	n      int
 	pauses int
+	// listenerErr is what OnCheckpoint returns.
+	listenerErr error
 }
 
 func (c *recConsumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) {
@@ -177,7 +181,7 @@ func (c *recConsumer) polledCount() int {
 
 func (c *recConsumer) OnCheckpoint(offsets map[system.SystemStreamPartition]string) error {
 	c.j.add("listener %s %v", c.name, sortedOffsets(offsets))
-	return nil
+	return c.listenerErr
 }
 
 type recProducer struct {
@@ -216,6 +220,8 @@ type env struct {
 	failFlushOnce atomic.Pointer[error]
 	// noPause gives the container consumers that cannot pause.
 	noPause bool
+	// listenerErr makes every CheckpointListener call fail.
+	listenerErr error
 }
 
 func newEnv(t *testing.T) *env {
@@ -278,7 +284,7 @@ func (e *env) container(cfg config.Config, mod ...func(*container.Options)) (*co
 				if err != nil {
 					return nil, err
 				}
-				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce, noPause: e.noPause}
+				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce, noPause: e.noPause, listenerErr: e.listenerErr}
 				e.systems[name] = rs
 				return rs, nil
 			},

@@ -97,7 +97,8 @@ type Config struct {
 	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
 	CommitInterval   time.Duration
 	CommitOnShutdown bool
-	// WindowInterval is task.window.ms; zero means not set.
+	// WindowInterval is task.window.ms; zero means not set (the task's own default
+	// applies), negative means windowing is off (Samza's default, -1).
 	WindowInterval time.Duration
 
 	// CheckpointFactory is the short name of the checkpoint manager, or "" for none.
@@ -182,8 +183,8 @@ func Parse(cfg config.Config) (*Config, error) {
 	p.AddErr(err)
 	c.WindowInterval, err = cfg.Millis(KeyWindowMs, 0)
 	p.AddErr(err)
-	if err == nil && c.WindowInterval < 0 {
-		p.Add(KeyWindowMs, cfg.GetOr(KeyWindowMs, ""), "must not be negative")
+	if err == nil && c.WindowInterval == 0 && cfg.Has(KeyWindowMs) {
+		c.WindowInterval = -1 // 0 turns windowing off, as a negative value (Samza's -1) does
 	}
 
 	if v := cfg.GetOr(KeyCheckpointFactory, ""); v != "" {

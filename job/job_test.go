@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 		"systems.kafka.streams.A.samza.reset.offset":   "yes",
 		"systems.kafka.consumer.auto.offset.reset":     "whatever",
 		"task.commit.ms":                               "1m",
-		"task.window.ms":                               "-5",
+		"task.window.ms":                               "often",
 		"job.container.count":                          "0",
 		"task.inputs":                                  "kafka.A,nope",
 		"task.checkpoint.factory":                      "filesystem",
@@ -60,13 +61,30 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 		"systems.kafka.streams.A.samza.reset.offset=yes",
 		"systems.kafka.consumer.auto.offset.reset=whatever",
 		"task.commit.ms=1m: not a whole number of milliseconds",
-		"task.window.ms=-5",
+		"task.window.ms=often",
 		"job.container.count=0",
 		`"nope" is not of the form system.stream`,
 		"task.checkpoint.path: is required",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestWindowMsOffValues(t *testing.T) {
+	base := map[string]string{"job.name": "j", "task.class": "x", "task.inputs": "mem.a", "systems.mem.samza.factory": "inmem"}
+	for v, want := range map[string]bool{"": false, "-1": true, "0": true, "250": false} {
+		m := maps.Clone(base)
+		if v != "" {
+			m["task.window.ms"] = v
+		}
+		jc, err := job.Parse(config.New(m))
+		if err != nil {
+			t.Fatalf("task.window.ms=%q: %v", v, err)
+		}
+		if off := jc.WindowInterval < 0; off != want {
+			t.Errorf("task.window.ms=%q: WindowInterval = %v, off = %v, want off = %v", v, jc.WindowInterval, off, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/config"
@@ -38,6 +39,17 @@ type Store struct {
 	changed chan struct{} // closed and replaced on every append
 	streams map[string][]*partition
 	failErr error
+	acked   map[system.SystemStreamPartition]string // by CheckpointListener
+}
+
+// Acknowledged returns the offset last acknowledged for ssp through the consumers'
+// system.CheckpointListener (the next offset to read, as checkpointed), and whether
+// any was. It lets tests see what a consumer-controlled system would have been told.
+func (s *Store) Acknowledged(ssp system.SystemStreamPartition) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	off, ok := s.acked[ssp]
+	return off, ok
 }
 
 // NewStore returns an empty store.
@@ -144,8 +156,25 @@ func (s *Store) Factory() system.Factory {
 
 // System is one configured in-memory system.
 type System struct {
-	name  string
-	store *Store
+	name            string
+	store           *Store
+	resets, skipped atomic.Int64
+}
+
+var (
+	_ system.System             = (*System)(nil)
+	_ system.ResetCounter       = (*System)(nil)
+	_ system.Consumer           = (*Consumer)(nil)
+	_ system.Pauser             = (*Consumer)(nil)
+	_ system.CheckpointListener = (*Consumer)(nil)
+	_ system.Producer           = (*Producer)(nil)
+)
+
+// OutOfRangeResets implements system.ResetCounter: how many times a consumer found
+// its next message deleted by Truncate and moved to the oldest retained one, and how
+// many messages those moves skipped.
+func (y *System) OutOfRangeResets() (resets, skipped int64) {
+	return y.resets.Load(), y.skipped.Load()
 }
 
 // Start does nothing: the store is already there.
@@ -245,6 +274,21 @@ type Consumer struct {
 	started bool
 }
 
+// OnCheckpoint implements system.CheckpointListener: it records offsets as
+// acknowledged in the store (see Store.Acknowledged).
+func (c *Consumer) OnCheckpoint(offsets map[system.SystemStreamPartition]string) error {
+	s := c.sys.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acked == nil {
+		s.acked = map[system.SystemStreamPartition]string{}
+	}
+	for ssp, off := range offsets {
+		s.acked[ssp] = off
+	}
+	return nil
+}
+
 // Pause stops Poll from returning messages of ssps until Resume.
 func (c *Consumer) Pause(ssps ...system.SystemStreamPartition) {
 	c.mu.Lock()
@@ -314,7 +358,11 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 				return nil, err
 			}
 			if next < part.base {
-				next = part.base // retention deleted what we were to read next
+				// Retention deleted what we were to read next: move on, and count it
+				// (system.ResetCounter) so the container reports it.
+				c.sys.resets.Add(1)
+				c.sys.skipped.Add(part.base - next)
+				next = part.base
 			}
 			for ; next < part.base+int64(len(part.msgs)) && len(out) < maxPoll; next++ {
 				m := part.msgs[next-part.base]

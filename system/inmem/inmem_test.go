@@ -85,3 +85,58 @@ func TestProducerFailureAtFlush(t *testing.T) {
 		t.Error("send to another system succeeded")
 	}
 }
+
+func TestConsumerPauseResumeAndTruncateCount(t *testing.T) {
+	s := inmem.NewStore()
+	s.CreateStream("a", 2)
+	sys, _ := s.Factory()("mem", config.Config{}, nil)
+	c, _ := sys.NewConsumer()
+	p0, p1 := system.NewSSP("mem", "a", 0), system.NewSSP("mem", "a", 1)
+	c.Register(p0, "0")
+	c.Register(p1, "0")
+	c.Start(context.Background())
+	c.(system.Pauser).Pause(p0)
+	s.Append("a", 0, nil, []byte("paused"))
+	s.Append("a", 1, nil, []byte("flowing"))
+	envs, err := c.Poll(context.Background())
+	if err != nil || len(envs) != 1 || envs[0].SSP != p1 {
+		t.Fatalf("poll with partition 0 paused = %v, %v; want only partition 1's message", envs, err)
+	}
+	// Resume wakes a waiting Poll, which carries on where partition 0 stopped.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		c.(system.Pauser).Resume(p0)
+	}()
+	envs, err = c.Poll(context.Background())
+	if err != nil || len(envs) != 1 || envs[0].SSP != p0 || envs[0].Offset != "0" {
+		t.Fatalf("poll after Resume = %v, %v; want partition 0 offset 0", envs, err)
+	}
+	// Messages deleted before they were read are skipped, and counted.
+	for range 5 {
+		s.Append("a", 1, nil, []byte("x"))
+	}
+	s.Truncate("a", 1, 4)
+	envs, _ = c.Poll(context.Background())
+	if len(envs) != 2 || envs[0].Offset != "4" {
+		t.Fatalf("poll after truncation = %v; want offsets 4 and 5", envs)
+	}
+	if resets, skipped := sys.(system.ResetCounter).OutOfRangeResets(); resets != 1 || skipped != 3 {
+		t.Errorf("OutOfRangeResets = %d, %d; want 1 reset skipping 3 (offsets 1..3)", resets, skipped)
+	}
+}
+
+func TestConsumerHearsCheckpoints(t *testing.T) {
+	s := inmem.NewStore()
+	sys, _ := s.Factory()("mem", config.Config{}, nil)
+	c, _ := sys.NewConsumer()
+	ssp := system.NewSSP("mem", "a", 0)
+	if _, ok := s.Acknowledged(ssp); ok {
+		t.Fatal("acknowledged before any checkpoint")
+	}
+	if err := c.(system.CheckpointListener).OnCheckpoint(map[system.SystemStreamPartition]string{ssp: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if off, ok := s.Acknowledged(ssp); !ok || off != "7" {
+		t.Errorf("Acknowledged = %q, %v; want 7", off, ok)
+	}
+}
