@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
@@ -69,6 +70,17 @@ type Deleter interface {
 	Delete(ctx context.Context, task string) error
 }
 
+// RewriteLocker is implemented by managers that can keep every container of the job
+// from starting while the checkpoints are rewritten (by the checkpoint tool): the
+// counterpart of the run lock containers hold while they run.
+type RewriteLocker interface {
+	// LockForRewrite returns once no container of the job is running and none can
+	// start (its run lock fails) until the returned Closer is closed. It fails with an
+	// error wrapping ErrJobRunning when a container is running, and with one wrapping
+	// ErrRewriting when another rewrite holds the lock; then nothing is held.
+	LockForRewrite(ctx context.Context) (io.Closer, error)
+}
+
 var (
 	// ErrNoCheckpoint is returned by Read for a task that has never been checkpointed.
 	ErrNoCheckpoint = errors.New("checkpoint: no checkpoint")
@@ -77,6 +89,13 @@ var (
 	// ErrJobRunning is wrapped by errors of managers that can tell that a container of
 	// the job is running, so that its checkpoints must not be rewritten.
 	ErrJobRunning = errors.New("checkpoint: the job is running")
+	// ErrRewriting is wrapped by the errors of run locks and rewrite locks taken while
+	// another process (the checkpoint tool) holds the job's rewrite lock.
+	ErrRewriting = errors.New("checkpoint: the checkpoint tool is rewriting the job's checkpoints")
+	// ErrRetriesExhausted is wrapped by Write errors of managers that already retried
+	// the write for as long as they are configured to; the container does not retry
+	// such a write again.
+	ErrRetriesExhausted = errors.New("checkpoint: retries exhausted")
 )
 
 // CorruptError says which stored checkpoint could not be decoded, and why.

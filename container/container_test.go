@@ -3,6 +3,8 @@ package container_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/sluice-streams/sluice/checkpoint"
 	"slices"
 	"strings"
 	"testing"
@@ -290,9 +292,31 @@ func TestFailedCheckpointWriteStopsTheJob(t *testing.T) {
 		coord.Commit(task.CurrentTask)
 		return nil
 	})
+	start := time.Now()
 	err := e.run(baseConfig(), exitWhenCaughtUp)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("run error = %v, want the write failure after bounded retries", err)
+	}
+	// 4 tries with backoff 0.1 + 0.4 + 1.6 s, and no final commit after it failed.
+	if e.mgr.tries != 4 || time.Since(start) < 2*time.Second {
+		t.Errorf("checkpoint write tried %d times in %v, want 4 with backoff (about 2.1 s)", e.mgr.tries, time.Since(start))
+	}
+}
+
+func TestWriteRetriedByTheManagerIsNotRetriedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 1, 3)
+	e.mgr.failNext = fmt.Errorf("broker gone for 60 s: %w", checkpoint.ErrRetriesExhausted)
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		coord.Commit(task.CurrentTask)
+		return nil
+	})
+	err := e.run(baseConfig(), exitWhenCaughtUp)
+	if !errors.Is(err, checkpoint.ErrRetriesExhausted) {
+		t.Fatalf("run error = %v, want the manager's exhausted retries", err)
+	}
+	if e.mgr.tries != 1 {
+		t.Errorf("checkpoint write tried %d times, want 1: the manager already retried it", e.mgr.tries)
 	}
 }
 

@@ -45,6 +45,7 @@ type memManager struct {
 	mu       sync.Mutex
 	cps      map[string]checkpoint.Checkpoint
 	writes   int
+	tries    int // Write calls, failed ones included
 	failNext error
 	j        *journal
 }
@@ -69,6 +70,7 @@ func (m *memManager) Read(_ context.Context, task string) (checkpoint.Checkpoint
 func (m *memManager) Write(_ context.Context, task string, cp checkpoint.Checkpoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.tries++
 	if m.failNext != nil {
 		return m.failNext
 	}

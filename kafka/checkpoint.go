@@ -381,8 +381,8 @@ func (m *CheckpointManager) startedLocked() error {
 
 // Write stores cp as task's latest checkpoint: one record, produced with acks=all
 // and waited for. Failures are retried with capped exponential backoff for up to
-// task.checkpoint.write.timeout.ms; then Write returns an error wrapping the last
-// failure.
+// task.checkpoint.write.timeout.ms; then Write returns an error wrapping
+// checkpoint.ErrRetriesExhausted and the last failure.
 func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
 	m.mu.Lock()
 	err := m.startedLocked()
@@ -453,8 +453,8 @@ func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task st
 			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
 		}
 		giveUp := func() error {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w",
-				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), last)
+			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w: %w",
+				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), checkpoint.ErrRetriesExhausted, last)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
