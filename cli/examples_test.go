@@ -1,0 +1,170 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-streams/sluice/builtin"
+	"github.com/sluice-streams/sluice/cli"
+	"github.com/sluice-streams/sluice/kafka/kafkatest"
+)
+
+// exampleConfig copies examples/<name> into a temporary file, pointed at seeds and
+// with the given lines replaced (key=value by key).
+func exampleConfig(t *testing.T, name, seeds string, set ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(b), "127.0.0.1:9092", seeds)
+	for _, kv := range set {
+		key := kv[:strings.IndexByte(kv, '=')+1]
+		lines := strings.Split(text, "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, key) {
+				lines[i] = kv
+			}
+		}
+		text = strings.Join(lines, "\n")
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func produceViews(t *testing.T, cl *kgo.Client, partition int32, page string, n int) {
+	t.Helper()
+	var rs []*kgo.Record
+	for range n {
+		rs = append(rs, &kgo.Record{Topic: "PageViewEvent", Partition: partition, Value: []byte(`{"page":"` + page + `","user":"ann"}`)})
+	}
+	if err := cl.ProduceSync(t.Context(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExamplePageViewCounterReplaysFromOldestOnEveryStart(t *testing.T) {
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "PageViewCounts"))
+	seeds := kafkatest.Seeds(c)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := exampleConfig(t, "pageview-counter.properties", seeds, "task.window.ms=50")
+	produceViews(t, cl, 0, "/home", 10)
+	produceViews(t, cl, 1, "/about", 20)
+
+	// run runs the job until its latest counts are want, then stops it with a signal's
+	// context cancellation, and returns its log.
+	run := func(want map[string]int64) string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		done := make(chan int)
+		go func() { done <- cli.Main(ctx, []string{"run", "--config-path=" + cfg}, builtin.Tasks(), &stdout, &stderr) }()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got := latestCounts(t, seeds)
+			if equalCounts(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("latest counts %v, want %v; log:\n%s", got, want, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+		}
+		return stderr.String()
+	}
+	log1 := run(map[string]int64{"/home": 10, "/about": 20})
+	if n := strings.Count(log1, "reason=default"); n != 2 {
+		t.Errorf("first run: %d partitions started at their default (no checkpoint yet), want 2:\n%s", n, log1)
+	}
+	// The second start ignores the checkpoint the first one wrote and counts from the
+	// oldest again: the totals, not just the 5 new views.
+	produceViews(t, cl, 0, "/home", 5)
+	log2 := run(map[string]int64{"/home": 15, "/about": 20})
+	if n := strings.Count(log2, "reason=reset"); n != 2 {
+		t.Errorf("second run: %d partitions started by reset, want 2:\n%s", n, log2)
+	}
+}
+
+// latestCounts reads PageViewCounts and returns the last count of every page.
+func latestCounts(t *testing.T, seeds string) map[string]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.ConsumeTopics("PageViewCounts"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	out := map[string]int64{}
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.Empty() {
+			return out
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var pc builtin.PageCount
+			if err := json.Unmarshal(r.Value, &pc); err != nil {
+				t.Fatalf("PageViewCounts holds %q: %v", r.Value, err)
+			}
+			out[pc.Page] = pc.Count
+		})
+	}
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExamplePageViewCopyResumes(t *testing.T) {
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "PageViewEventCopy"))
+	seeds := kafkatest.Seeds(c)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := exampleConfig(t, "page-view-copy.properties", seeds)
+	for run, views := range []int{7, 3} {
+		produceViews(t, cl, int32(run), "/p", views)
+		var stdout, stderr bytes.Buffer
+		if code := cli.Main(t.Context(), []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+			t.Fatalf("run %d: exit %d; log:\n%s", run+1, code, stderr.String())
+		}
+		if want := "processed=" + strconv.Itoa(views) + " "; !strings.Contains(stderr.String(), want) {
+			t.Errorf("run %d: log lacks %q (only the new views are processed):\n%s", run+1, want, stderr.String())
+		}
+	}
+}
