@@ -76,7 +76,9 @@ func TestExamplePageViewCounterReplaysFromOldestOnEveryStart(t *testing.T) {
 		defer cancel()
 		var stdout, stderr bytes.Buffer
 		done := make(chan int)
-		go func() { done <- cli.Main(ctx, []string{"run", "--config-path=" + cfg}, builtin.Tasks(), &stdout, &stderr) }()
+		go func() {
+			done <- cli.Main(ctx, []string{"run", "--config-path=" + cfg}, builtin.Tasks(), &stdout, &stderr)
+		}()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			got := latestCounts(t, seeds)
