@@ -6,15 +6,22 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/kafka"
+	"github.com/sluice-streams/sluice/system"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -283,4 +290,224 @@ func counts(values []string, prefix string, n int) (distinct, dups int, missing 
 		dups += c - 1
 	}
 	return distinct, dups, missing
+}
+
+// checkpointedTotal sums the checkpointed next offsets of topic "in" over all tasks.
+func checkpointedTotal(t *testing.T, cfgPath string, partitions int32) int64 {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := kafka.New("kafka", cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	m, err := kafka.NewCheckpointManager(sys, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var total int64
+	for p := range partitions {
+		cp, err := m.Read(ctx, job.TaskName(p))
+		if err == checkpoint.ErrNoCheckpoint {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read checkpoint: %v", err)
+		}
+		off, err := kafka.ParseOffset(cp.Offsets[system.NewSSP("kafka", "in", p)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += off
+	}
+	return total
+}
+
+func endTotal(t *testing.T, seeds, topic string) int64 {
+	t.Helper()
+	adm := kadm.NewClient(client(t, seeds))
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+type testOutput struct{ t *testing.T }
+
+func (w testOutput) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// endOffsets returns the end offset (high watermark) of each of topic's partitions,
+// indexed by partition; a topic that does not exist yet has none.
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string, partitions int32) ([]int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, partitions)
+	var firstErr error
+	ends.Each(func(o kadm.ListedOffset) {
+		switch {
+		case o.Err != nil:
+			firstErr = fmt.Errorf("end offset of %s partition %d: %w", topic, o.Partition, o.Err)
+		case o.Partition < 0 || o.Partition >= partitions:
+			firstErr = fmt.Errorf("%s has a partition %d, want %d partitions", topic, o.Partition, partitions)
+		default:
+			out[o.Partition] = o.Offset
+		}
+	})
+	return out, firstErr
+}
+
+// readPartitions returns the values of every record of topic up to its current end
+// offsets, per partition, indexed by offset (the topic must have no gaps: not compacted,
+// nothing deleted).
+func readPartitions(t *testing.T, seeds, topic string, partitions int32) [][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends, err := endOffsets(ctx, kadm.NewClient(client(t, seeds)), topic, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]string, partitions)
+	parts := map[string]map[int32]kgo.Offset{topic: {}}
+	for p, end := range ends {
+		if end > 0 {
+			out[p] = make([]string, 0, end)
+			parts[topic][int32(p)] = kgo.NewOffset().At(0)
+		}
+	}
+	if len(parts[topic]) == 0 {
+		return out
+	}
+	cl := client(t, seeds, kgo.ConsumePartitions(parts))
+	for left := len(parts[topic]); left > 0; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			vals := &out[r.Partition]
+			if r.Offset >= ends[r.Partition] {
+				return
+			}
+			if r.Offset != int64(len(*vals)) {
+				t.Fatalf("read %s partition %d: offset %d after %d records", topic, r.Partition, r.Offset, len(*vals))
+			}
+			*vals = append(*vals, string(r.Value))
+			if r.Offset+1 == ends[r.Partition] {
+				left--
+			}
+		})
+	}
+	return out
+}
+
+// readKafkaCheckpoints reads a job's checkpoint topic directly (not through Sluice's
+// reader), as docs/checkpoint-format.md describes it: partition 0 up to its end offset,
+// the last record of each task name wins, a null value is a tombstone. It returns, per
+// task "Partition p", the checkpointed next offset of stream.p (absent: no checkpoint),
+// and the topic's end offset.
+func readKafkaCheckpoints(t *testing.T, seeds, topic, sys, stream string, partitions int32) (map[int32]int64, int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(client(t, seeds)).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offset of %s: %v", topic, err)
+	}
+	end, ok := ends.Lookup(topic, 0)
+	if !ok || end.Err != nil {
+		t.Fatalf("end offset of %s partition 0: %v", topic, end.Err)
+	}
+	latest := map[string][]byte{}
+	if end.Offset > 0 {
+		cl := client(t, seeds, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+		for pos := int64(-1); pos+1 < end.Offset; {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("read %s: %v", topic, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset >= end.Offset {
+					return
+				}
+				pos = r.Offset
+				latest[string(r.Key)] = r.Value
+			})
+		}
+		cl.Close()
+	}
+	out := map[int32]int64{}
+	for p := range partitions {
+		name := job.TaskName(p)
+		v, ok := latest[name]
+		if !ok || v == nil {
+			continue
+		}
+		doc, cp, err := checkpoint.Decode(v)
+		if err != nil {
+			t.Fatalf("checkpoint of %s in %s: %v", name, topic, err)
+		}
+		if doc.Task != name {
+			t.Fatalf("checkpoint under key %q names task %q", name, doc.Task)
+		}
+		s, ok := cp.Offsets[system.NewSSP(sys, stream, p)]
+		if !ok {
+			continue
+		}
+		off, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("checkpoint of %s: offset %q of %s.%s#%d: %v", name, s, sys, stream, p, err)
+		}
+		out[p] = off
+	}
+	return out, end.Offset
+}
+
+// distinctReader follows a topic from its start and counts the distinct values in it.
+type distinctReader struct {
+	cl   *kgo.Client
+	seen map[string]struct{}
+}
+
+func newDistinctReader(t *testing.T, seeds, topic string) *distinctReader {
+	t.Helper()
+	return &distinctReader{
+		cl:   client(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
+		seen: map[string]struct{}{},
+	}
+}
+
+// poll reads what arrives within wait and returns the number of distinct values read so
+// far. Fetch errors are left to the client's retries: the caller has its own deadline.
+func (d *distinctReader) poll(wait time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	d.cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { d.seen[string(r.Value)] = struct{}{} })
+	return len(d.seen)
 }
