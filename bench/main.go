@@ -51,6 +51,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	memRate := fs.Int("memory-rate", d.MemoryRate, "input messages per second of the memory run")
 	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(Sections(), ","))
 	sluiceBin := fs.String("sluice", "", "a built sluice binary (default: go build ./cmd/sluice)")
+	compare := fs.String("compare", "", "another sluice binary (e.g. an older build) to run as one more passthrough variant, commits every 1s, in the same rounds")
 	workDir := fs.String("work-dir", "", "directory for the broker's data and process logs (default: a temporary one, removed)")
 	profileDir := fs.String("profile-dir", "", "write CPU and allocation profiles of extra, untimed passthrough runs here")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +97,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.Only = strings.Split(*only, ",")
 	}
 	o.SluiceBin, o.WorkDir, o.KeepWorkDir, o.ProfileDir = *sluiceBin, *workDir, *workDir != "", *profileDir
+	o.CompareBin = *compare
 	o.Progress = stderr
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(stderr, "sluice-bench:", err)

@@ -44,6 +44,10 @@ type Options struct {
 
 	// SluiceBin is a built sluice binary; empty builds ./cmd/sluice with go build.
 	SluiceBin string
+	// CompareBin, when set, is another sluice binary (an older build, say) that the
+	// throughput section runs as one more variant, with commits every second, in the
+	// same alternating rounds, so that two builds are compared side by side.
+	CompareBin string
 	// HelperBin is a binary whose Main handles this package's hidden modes
 	// (raw-copy, read-checkpoints, sluice); HelperEnv is added to its environment.
 	HelperBin string

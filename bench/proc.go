@@ -90,6 +90,14 @@ func (p *proc) exitErr() error {
 // elapsed is the time from exec to exit.
 func (p *proc) elapsed() time.Duration { return p.ended.Sub(p.started) }
 
+// cpu is the CPU time (user and system) the process used; read it after done.
+func (p *proc) cpu() time.Duration {
+	if p.cmd.ProcessState == nil {
+		return 0
+	}
+	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
 	select {
