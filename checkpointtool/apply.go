@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -21,10 +22,62 @@ const restoreTimeout = 2 * time.Minute
 // changes nothing (and says so on Stderr), with Options.DryRun, or when the job is
 // running and Options.Force is not set (an error wrapping checkpoint.ErrJobRunning).
 //
+// With a manager that implements checkpoint.RewriteLocker, Apply holds the rewrite lock
+// while it writes, so no container of the job can start meanwhile; Run holds it from
+// before it reads the stored checkpoints to plan. Another tool holding the lock is an
+// error wrapping checkpoint.ErrRewriting, even with Options.Force.
+//
 // The rewrite is all or nothing as far as the manager allows: when the write of a task
 // fails, the tasks already written get their old checkpoints back (see WriteError),
 // and Apply returns a *WriteError saying what it did.
 func (t *Tool) Apply(ctx context.Context, p *Plan) error {
+	if _, err := t.manager(); err != nil {
+		return err
+	}
+	var g *writeGuard
+	if len(p.Changes) > 0 {
+		g = t.guard(ctx)
+		defer g.release(t)
+	}
+	return t.apply(ctx, p, g)
+}
+
+// writeGuard is what the tool found out about the job's containers before writing, and
+// the rewrite lock it holds (nil when none).
+type writeGuard struct {
+	st   runState
+	err  error
+	lock io.Closer
+}
+
+// guard finds out whether the job is running. Unless this is a dry run, it takes the
+// manager's rewrite lock when the manager has one (checkpoint.RewriteLocker), which
+// also keeps containers from starting until release; otherwise it only checks.
+func (t *Tool) guard(ctx context.Context) *writeGuard {
+	if l, ok := t.m.Checkpoints.(checkpoint.RewriteLocker); ok && !t.opts.DryRun {
+		lock, err := l.LockForRewrite(ctx)
+		if err == nil {
+			return &writeGuard{st: runStopped, lock: lock}
+		}
+		return &writeGuard{st: classifyRun(err), err: err}
+	}
+	st, err := t.runState(ctx)
+	return &writeGuard{st: st, err: err}
+}
+
+// release lets containers start again.
+func (g *writeGuard) release(t *Tool) {
+	if g == nil || g.lock == nil {
+		return
+	}
+	if err := g.lock.Close(); err != nil {
+		t.warnf("releasing the rewrite lock: %v", err)
+	}
+	g.lock = nil
+}
+
+// apply is Apply under a guard taken by the caller (nil when the plan changes nothing).
+func (t *Tool) apply(ctx context.Context, p *Plan, g *writeGuard) error {
 	cpm, err := t.manager()
 	if err != nil {
 		return err
@@ -33,8 +86,13 @@ func (t *Tool) Apply(ctx context.Context, p *Plan) error {
 		fmt.Fprintf(t.opts.Stderr, "no change: every offset of %s is already the task's stored offset, or, for a partition without a checkpoint, its default starting offset; nothing was written\n", p.Source)
 		return nil
 	}
-	st, err := t.runState(ctx)
+	st, err := g.st, g.err
 	switch {
+	case st == runRewriting && t.opts.DryRun:
+		t.notef("%v: a real run would refuse to write until it is done", err)
+	case st == runRewriting:
+		return fmt.Errorf("refusing to write checkpoints: %w\n"+
+			"wait until the other checkpoint tool is done and run the command again (--force does not override this)", err)
 	case st == runRunning && t.opts.DryRun:
 		t.notef("the job is running (%v): a real run would refuse to write without --force", err)
 	case st == runRunning && !t.opts.Force:

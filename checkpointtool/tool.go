@@ -46,7 +46,10 @@
 //
 // Writing is refused while the checkpoint manager can tell that the job is running
 // (a container holds its run lock), unless Options.Force: a running job overwrites the
-// checkpoints at its next commit and reads them only at start.
+// checkpoints at its next commit and reads them only at start. A manager that
+// implements checkpoint.RewriteLocker is locked from before the stored checkpoints are
+// read until the last write, so no container can start in between (it fails to take
+// its run lock, with an error saying the checkpoint tool is rewriting).
 package checkpointtool
 
 import (
@@ -152,6 +155,16 @@ func (t *Tool) Run(ctx context.Context, req Request) error {
 	if t.opts.DryRun && req.NewOffsets == "" && req.ResetTo == "" {
 		return badInput("--dry-run needs --new-offsets or --reset-to: printing writes nothing anyway")
 	}
+	if req.NewOffsets == "" && req.ResetTo == "" {
+		return t.Print(ctx)
+	}
+	if _, err := t.manager(); err != nil {
+		return err
+	}
+	// Hold the rewrite lock from before the stored checkpoints are read until they are
+	// written, so that no container starts in between.
+	g := t.guard(ctx)
+	defer g.release(t)
 	var (
 		p   *Plan
 		err error
@@ -175,13 +188,11 @@ func (t *Tool) Run(ctx context.Context, req Request) error {
 			streams = append(streams, ss)
 		}
 		p, err = t.PlanReset(ctx, target, streams)
-	default:
-		return t.Print(ctx)
 	}
 	if err != nil {
 		return err
 	}
-	return t.Apply(ctx, p)
+	return t.apply(ctx, p, g)
 }
 
 func (t *Tool) notef(format string, args ...any) {
@@ -277,7 +288,21 @@ const (
 	runUnknown runState = iota // the manager cannot tell
 	runStopped
 	runRunning
+	runRewriting // another checkpoint tool holds the rewrite lock
 )
+
+// classifyRun tells what an error of a run check or rewrite lock says.
+func classifyRun(err error) runState {
+	switch {
+	case err == nil:
+		return runStopped
+	case errors.Is(err, checkpoint.ErrRewriting):
+		return runRewriting
+	case errors.Is(err, checkpoint.ErrJobRunning):
+		return runRunning
+	}
+	return runUnknown
+}
 
 // runState asks the checkpoint manager whether the job is running. The error is the
 // manager's: wrapping checkpoint.ErrJobRunning when running, anything else when the
@@ -292,13 +317,7 @@ func (t *Tool) runState(ctx context.Context) (runState, error) {
 	default:
 		return runUnknown, nil
 	}
-	switch {
-	case err == nil:
-		return runStopped, nil
-	case errors.Is(err, checkpoint.ErrJobRunning):
-		return runRunning, err
-	}
-	return runUnknown, err
+	return classifyRun(err), err
 }
 
 // Print writes the latest checkpoint of every task of the job to Stdout as a
@@ -312,6 +331,8 @@ func (t *Tool) Print(ctx context.Context) error {
 		return corruptError(s, "nothing was printed")
 	}
 	switch st, err := t.runState(ctx); {
+	case st == runRewriting:
+		t.notef("%v: the printed offsets may change when it is done", err)
 	case st == runRunning:
 		t.notef("the job is running (%v): its containers commit new checkpoints as they go, so the printed offsets may already be stale", err)
 	case err != nil:

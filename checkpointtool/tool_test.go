@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -346,6 +347,8 @@ func TestTranscripts(t *testing.T) {
 		{name: "refuse-running", args: []string{"--new-offsets=FILE"}, file: kPV0 + "=6\n", wantErr: "fail", unchanged: true, setup: holdRunLock},
 		{name: "refuse-running-dry-run", args: []string{"--reset-to=oldest", "--dry-run"}, unchanged: true, setup: holdRunLock},
 		{name: "force-while-running", args: []string{"--new-offsets=FILE", "--force"}, file: kPV0 + "=6\n", setup: holdRunLock},
+		{name: "refuse-other-tool", args: []string{"--new-offsets=FILE", "--force"}, file: kPV0 + "=6\n", wantErr: "fail", unchanged: true, setup: holdRewriteLock},
+		{name: "print-other-tool", unchanged: true, setup: holdRewriteLock},
 		{name: "reset-oldest", args: []string{"--reset-to=oldest"}},
 		{name: "reset-upcoming", args: []string{"--reset-to=upcoming"}},
 		{name: "reset-time", args: []string{"--reset-to=2024-05-01T12:04:30Z"}},
@@ -427,6 +430,14 @@ func holdRunLock(t *testing.T, f *fixture) {
 	t.Cleanup(func() { l.Close() })
 }
 
+// holdRewriteLock makes it look as if another checkpoint tool were writing.
+func holdRewriteLock(t *testing.T, f *fixture) {
+	t.Helper()
+	l, err := f.manager(t).LockForRewrite(t.Context())
+	must(t, err)
+	t.Cleanup(func() { l.Close() })
+}
+
 func corrupt(task string) func(t *testing.T, f *fixture) {
 	return func(t *testing.T, f *fixture) {
 		t.Helper()
@@ -472,6 +483,10 @@ func failWrites(fw failingWrites) func(t *testing.T, f *fixture) {
 
 func (m *failingWrites) CheckNotRunning() error {
 	return m.Manager.(*filesystem.Manager).CheckNotRunning()
+}
+
+func (m *failingWrites) LockForRewrite(ctx context.Context) (io.Closer, error) {
+	return m.Manager.(*filesystem.Manager).LockForRewrite(ctx)
 }
 
 func (m *failingWrites) Path(task string) string { return m.Manager.(*filesystem.Manager).Path(task) }
@@ -616,5 +631,72 @@ func TestApplyUndoesFailedWrite(t *testing.T) {
 	}
 	if got := f.stored(t); !strings.Contains(got, "Partition 1: mem.PageViewEvent#1=3\n") || strings.Contains(got, "Partition 2") {
 		t.Errorf("stored after:\n%s", got)
+	}
+}
+
+// probing tries to start a container of the job (take its run lock) at every read and
+// write of the tool, and records what happened.
+type probing struct {
+	checkpoint.Manager
+	f      *fixture
+	t      *testing.T
+	probes []error
+}
+
+func (m *probing) LockForRewrite(ctx context.Context) (io.Closer, error) {
+	return m.Manager.(*filesystem.Manager).LockForRewrite(ctx)
+}
+
+func (m *probing) probe() {
+	l, err := m.f.manager(m.t).AcquireRunLock()
+	if err == nil {
+		l.Close()
+	}
+	m.probes = append(m.probes, err)
+}
+
+func (m *probing) Read(ctx context.Context, task string) (checkpoint.Checkpoint, error) {
+	m.probe()
+	return m.Manager.Read(ctx, task)
+}
+
+func (m *probing) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
+	m.probe()
+	return m.Manager.Write(ctx, task, cp)
+}
+
+// TestNoContainerStartsWhileRewriting checks that the tool holds the job's run lock
+// exclusively from before it reads the stored checkpoints to plan until its last
+// write: a container that starts meanwhile fails to take its run lock, saying why. A
+// dry run takes no lock; and the lock is released when the tool is done.
+func TestNoContainerStartsWhileRewriting(t *testing.T) {
+	for _, args := range [][]string{{"--reset-to=upcoming"}, {"--reset-to=upcoming", "--dry-run"}} {
+		f := newFixture(t)
+		var p *probing
+		f.wrap = func(m checkpoint.Manager) checkpoint.Manager {
+			p = &probing{Manager: m, f: f, t: t}
+			return p
+		}
+		r := f.run(t, args...)
+		must(t, r.err)
+		dry := len(args) > 1
+		if len(p.probes) < 3 {
+			t.Fatalf("%v: only %d probes", args, len(p.probes))
+		}
+		for i, err := range p.probes {
+			switch {
+			case dry && err != nil:
+				t.Errorf("%v: probe %d: a container could not start during a dry run: %v", args, i, err)
+			case !dry && !errors.Is(err, checkpoint.ErrRewriting):
+				t.Errorf("%v: probe %d: a container starting while the tool rewrites got %v, want ErrRewriting", args, i, err)
+			case !dry && !strings.Contains(err.Error(), "held exclusively"):
+				t.Errorf("%v: probe %d: %v does not say why", args, i, err)
+			}
+		}
+		l, err := f.manager(t).AcquireRunLock()
+		if err != nil {
+			t.Fatalf("%v: a container cannot start after the tool is done: %v", args, err)
+		}
+		l.Close()
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/kafka"
 )
 
 // runToEnd runs the job's container until it has caught up, and returns how many
@@ -152,4 +155,67 @@ func TestEndToEndKafkaCheckpoints(t *testing.T) {
 	}
 	_, lines = e.printLines(t, e.cfg)
 	wantToolLines(t, lines, kP0+"=0", kP1+"=0")
+}
+
+// kafkaManager returns a started Kafka checkpoint manager of the env's job, as the
+// checkpoint tool's.
+func (e *toolEnv) kafkaManager(t *testing.T) *kafka.CheckpointManager {
+	t.Helper()
+	cfg := config.New(map[string]string{"systems.kafka.producer.bootstrap.servers": e.seeds, "job.name": "page-views"})
+	sys, err := kafka.New("kafka", cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kafka.NewCheckpointManager(sys, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestContainerRefusesWhileToolRewrites checks the container's side of the rewrite
+// lock with each checkpoint manager: `sluice run` started while the checkpoint tool
+// holds it exits 1 saying so, and runs once the tool is done.
+func TestContainerRefusesWhileToolRewrites(t *testing.T) {
+	t.Parallel()
+	for _, factory := range []string{"filesystem", "kafka"} {
+		t.Run(factory, func(t *testing.T) {
+			t.Parallel()
+			e := newToolEnv(t, "task.checkpoint.factory", factory, "task.checkpoint.system", "kafka")
+			e.produce(t, "PageViewEvent", 0, 3, t0)
+			var lock interface{ Close() error }
+			var err error
+			if factory == "kafka" {
+				lock, err = e.kafkaManager(t).LockForRewrite(t.Context())
+			} else {
+				lock, err = e.fsManager(t).LockForRewrite(t.Context())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.sluice(t, t.Context(), "run", "--config-path="+e.cfg, "--exit-when-caught-up", "--log-level=warn")
+			if r.code != 1 || !strings.Contains(r.stderr, "mark the job as running") || !strings.Contains(r.stderr, "checkpoint tool is rewriting") {
+				t.Fatalf("run while the tool rewrites: exit %d, want 1 and a refusal naming the tool\n%s", r.code, r.stderr)
+			}
+			if n := e.count(t, "out"); n != 0 {
+				t.Fatalf("%d messages out: the refused container processed input", n)
+			}
+			lock.Close()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				r = e.sluice(t, t.Context(), "run", "--config-path="+e.cfg, "--exit-when-caught-up", "--log-level=warn")
+				if r.code == 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if r.code != 0 || e.count(t, "out") != 3 {
+				t.Fatalf("run after the tool is done: exit %d, %d messages out\n%s", r.code, e.count(t, "out"), r.stderr)
+			}
+		})
+	}
 }

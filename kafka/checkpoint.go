@@ -42,7 +42,9 @@ const maxTopicLen = 249
 //
 // Start reads the whole topic once, from its log start to the end offset it had at
 // Start; the last record of each task wins. Read answers from that snapshot, updated
-// by this manager's own Writes; checkpoints other processes write later are not seen.
+// by this manager's own Writes and Deletes, and brought up to date with the topic when
+// the run lock or the rewrite lock is taken (AcquireRunLock, LockForRewrite).
+// Checkpoints that other processes write at any other time are not seen.
 type CheckpointManager struct {
 	sys          *System
 	log          *slog.Logger
@@ -61,6 +63,7 @@ type CheckpointManager struct {
 	cl      *kgo.Client
 	adm     *kadm.Client
 	entries map[string]*entry
+	readEnd int64 // the end offset entries were read up to
 }
 
 // entry is a task's latest checkpoint, or why it cannot be read.
@@ -196,7 +199,7 @@ func (m *CheckpointManager) Start(ctx context.Context) error {
 	m.cl, m.adm = cl, kadm.NewClient(cl)
 	td, err := m.ensureTopic(ctx)
 	if err == nil {
-		m.entries, err = m.readTopic(ctx, td)
+		m.entries, m.readEnd, err = m.readTopic(ctx, td)
 	}
 	if err != nil {
 		cl.Close()

@@ -36,8 +36,8 @@ type rawEntry struct {
 }
 
 // readTopic reads partition 0 from its log start to the end offset it has now, and
-// returns the latest checkpoint of every task.
-func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) (map[string]*entry, error) {
+// returns the latest checkpoint of every task and that end offset.
+func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) (map[string]*entry, int64, error) {
 	began := time.Now()
 	var (
 		raw     map[string]*rawEntry
@@ -49,7 +49,7 @@ func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) 
 	for restarts := 0; ; restarts++ {
 		start, end, err = m.bounds(ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		raw = make(map[string]*rawEntry)
 		records, err = m.scan(ctx, td, start, end, raw)
@@ -59,7 +59,7 @@ func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) 
 		m.log.Warn("checkpoint: records were deleted from the checkpoint topic while it was being read; reading it again")
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
 	entries := make(map[string]*entry, len(raw))
@@ -68,16 +68,10 @@ func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) 
 		if e.tombstone {
 			continue // a tombstone: the task has no checkpoint
 		}
-		doc, cp, err := checkpoint.Decode(e.value)
-		if err == nil && doc.Task != task {
-			err = fmt.Errorf("the document is for task %q but the record key is %q", doc.Task, task)
-		}
-		if err != nil {
+		entries[task] = m.decode(task, e)
+		if entries[task].err != nil {
 			corrupt++
-			entries[task] = &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
-			continue
 		}
-		entries[task] = &entry{cp: cp}
 	}
 	log := m.log.Info
 	if corrupt > 0 {
@@ -85,7 +79,64 @@ func (m *CheckpointManager) readTopic(ctx context.Context, td kadm.TopicDetail) 
 	}
 	log("checkpoint: read the checkpoint topic", "start_offset", start, "end_offset", end, "records", records,
 		"tasks", len(entries), "corrupt", corrupt, "took", time.Since(began).Round(time.Millisecond))
-	return entries, nil
+	return entries, end, nil
+}
+
+// decode decodes the latest record of task, which is not a tombstone.
+func (m *CheckpointManager) decode(task string, e *rawEntry) *entry {
+	doc, cp, err := checkpoint.Decode(e.value)
+	if err == nil && doc.Task != task {
+		err = fmt.Errorf("the document is for task %q but the record key is %q", doc.Task, task)
+	}
+	if err != nil {
+		return &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
+	}
+	return &entry{cp: cp}
+}
+
+// refreshLocked brings the snapshot Read answers from up to date with the topic: it
+// reads the records written since the last read (by the checkpoint tool, say), or the
+// whole topic again when some of those records are gone already. m.mu is held.
+func (m *CheckpointManager) refreshLocked(ctx context.Context) error {
+	if err := m.startedLocked(); err != nil {
+		return err
+	}
+	start, end, err := m.bounds(ctx)
+	if err != nil {
+		return err
+	}
+	if end <= m.readEnd {
+		return nil
+	}
+	td, err := m.describeTopic(ctx, false)
+	if err != nil {
+		return fmt.Errorf("checkpoint: looking up topic %s: %w", m.topic, err)
+	}
+	if start <= m.readEnd {
+		raw := make(map[string]*rawEntry)
+		records, err := m.scan(ctx, td, m.readEnd, end, raw)
+		switch {
+		case err == nil:
+			for task, e := range raw {
+				if e.tombstone {
+					delete(m.entries, task)
+				} else {
+					m.entries[task] = m.decode(task, e)
+				}
+			}
+			m.log.Info("checkpoint: read the checkpoint records written since start", "start_offset", m.readEnd, "end_offset", end, "records", records)
+			m.readEnd = end
+			return nil
+		case !errors.Is(err, errLogStartMoved):
+			return err
+		}
+	}
+	entries, end, err := m.readTopic(ctx, td)
+	if err != nil {
+		return err
+	}
+	m.entries, m.readEnd = entries, end
+	return nil
 }
 
 // bounds returns partition 0's log start and end offsets.

@@ -37,8 +37,10 @@
 // # Running jobs
 //
 // Every running container of a job holds a shared lock (flock) on
-// <esc(J)>-<esc(I)>.lock in the same directory, taken with Manager.AcquireRunLock;
-// the checkpoint tool calls Manager.CheckNotRunning before it writes.
+// <esc(J)>-<esc(I)>.lock in the same directory, taken with Manager.AcquireRunLock.
+// The checkpoint tool holds the same lock exclusively while it validates and writes
+// (Manager.LockForRewrite), so it cannot take it while a container runs, and no
+// container can start while it writes. Manager.CheckNotRunning only checks.
 package filesystem
 
 import (
@@ -112,9 +114,10 @@ type Manager struct {
 }
 
 var (
-	_ checkpoint.Manager = (*Manager)(nil)
-	_ checkpoint.Lister  = (*Manager)(nil)
-	_ checkpoint.Deleter = (*Manager)(nil)
+	_ checkpoint.Manager       = (*Manager)(nil)
+	_ checkpoint.Lister        = (*Manager)(nil)
+	_ checkpoint.Deleter       = (*Manager)(nil)
+	_ checkpoint.RewriteLocker = (*Manager)(nil)
 )
 
 // New returns a manager for the checkpoints of job jobName with id jobID in dir. It

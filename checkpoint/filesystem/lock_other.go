@@ -3,6 +3,7 @@
 package filesystem
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,4 +17,9 @@ func (m *Manager) AcquireRunLock() (io.Closer, error) {
 // CheckNotRunning is not supported on this platform.
 func (m *Manager) CheckNotRunning() error {
 	return fmt.Errorf("filesystem checkpoints: run lock: %w", errors.ErrUnsupported)
+}
+
+// LockForRewrite is not supported on this platform.
+func (m *Manager) LockForRewrite(context.Context) (io.Closer, error) {
+	return nil, fmt.Errorf("filesystem checkpoints: run lock: %w", errors.ErrUnsupported)
 }

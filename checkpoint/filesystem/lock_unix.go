@@ -3,6 +3,7 @@
 package filesystem
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,30 +18,49 @@ import (
 // AcquireRunLock marks the job as running until the returned Closer is closed: it
 // takes a shared lock on LockPath (creating the directory and the file if needed).
 // Every container of the job holds one, so containers do not exclude each other, but
-// CheckNotRunning sees them. The lock is released when the process exits, however it
-// exits. It fails if CheckNotRunning holds the lock at that moment.
+// CheckNotRunning and LockForRewrite see them. The lock is released when the process
+// exits, however it exits. It fails, with an error wrapping checkpoint.ErrRewriting,
+// while the checkpoint tool holds the lock exclusively (LockForRewrite).
 func (m *Manager) AcquireRunLock() (io.Closer, error) {
-	path := m.LockPath()
-	if err := os.MkdirAll(m.dir, dirPerm); err != nil {
-		return nil, fmt.Errorf("filesystem checkpoints: create directory %s: %w", m.dir, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
+	f, err := m.openLock()
 	if err != nil {
-		return nil, fmt.Errorf("filesystem checkpoints: run lock: %w", err)
+		return nil, err
 	}
 	if err := flock(f, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("filesystem checkpoints: run lock %s is held exclusively (is the checkpoint tool running?); retry", path)
+			return nil, fmt.Errorf("filesystem checkpoints: run lock %s is held exclusively: start the container again once the tool is done: %w", f.Name(), checkpoint.ErrRewriting)
 		}
-		return nil, fmt.Errorf("filesystem checkpoints: run lock %s: %w", path, err)
+		return nil, fmt.Errorf("filesystem checkpoints: run lock %s: %w", f.Name(), err)
+	}
+	return &runLock{f: f}, nil
+}
+
+// LockForRewrite takes an exclusive lock on LockPath (creating the directory and the
+// file if needed) and holds it until the returned Closer is closed: while it is held,
+// AcquireRunLock fails, so no container of the job can start. It fails without
+// waiting, with an error wrapping checkpoint.ErrJobRunning, while a container holds its
+// run lock, and with one wrapping checkpoint.ErrRewriting while another LockForRewrite
+// holds the lock. The lock is released when the process exits, however it exits.
+func (m *Manager) LockForRewrite(ctx context.Context) (io.Closer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := m.openLock()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.exclusive(f); err != nil {
+		_ = f.Close()
+		return nil, err
 	}
 	return &runLock{f: f}, nil
 }
 
 // CheckNotRunning returns an error wrapping checkpoint.ErrJobRunning if a container of
-// the job holds the run lock (see AcquireRunLock), and nil if none does. It holds the
-// lock only for the check.
+// the job holds the run lock (see AcquireRunLock), one wrapping checkpoint.ErrRewriting
+// if the checkpoint tool holds it (see LockForRewrite), and nil if nobody does. It
+// holds the lock only for the check.
 func (m *Manager) CheckNotRunning() error {
 	path := m.LockPath()
 	f, err := os.Open(path)
@@ -51,16 +71,44 @@ func (m *Manager) CheckNotRunning() error {
 		return fmt.Errorf("filesystem checkpoints: run lock: %w", err)
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("job %q id %q holds run lock %s: %w", m.job, m.id, path, checkpoint.ErrJobRunning)
-		}
-		return fmt.Errorf("filesystem checkpoints: run lock %s: %w", path, err)
+	if err := m.exclusive(f); err != nil {
+		return err
 	}
 	if err := flock(f, syscall.LOCK_UN); err != nil {
 		return fmt.Errorf("filesystem checkpoints: run lock %s: %w", path, err)
 	}
 	return nil
+}
+
+// openLock opens LockPath, creating the directory and the file if needed.
+func (m *Manager) openLock() (*os.File, error) {
+	if err := os.MkdirAll(m.dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("filesystem checkpoints: create directory %s: %w", m.dir, err)
+	}
+	f, err := os.OpenFile(m.LockPath(), os.O_RDWR|os.O_CREATE, filePerm)
+	if err != nil {
+		return nil, fmt.Errorf("filesystem checkpoints: run lock: %w", err)
+	}
+	return f, nil
+}
+
+// exclusive takes an exclusive lock on f without waiting. When another process holds
+// the lock, it says who: containers hold it shared, the checkpoint tool exclusively.
+func (m *Manager) exclusive(f *os.File) error {
+	err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("filesystem checkpoints: run lock %s: %w", f.Name(), err)
+	}
+	// A shared lock is refused only while the lock is held exclusively.
+	if serr := flock(f, syscall.LOCK_SH|syscall.LOCK_NB); errors.Is(serr, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("another checkpoint tool holds run lock %s of job %q id %q exclusively: %w", f.Name(), m.job, m.id, checkpoint.ErrRewriting)
+	} else if serr == nil {
+		_ = flock(f, syscall.LOCK_UN)
+	}
+	return fmt.Errorf("job %q id %q holds run lock %s: %w", m.job, m.id, f.Name(), checkpoint.ErrJobRunning)
 }
 
 func flock(f *os.File, how int) error {
