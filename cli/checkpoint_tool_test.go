@@ -34,10 +34,11 @@ var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // toolEnv is one job on its own embedded broker: the topics, the job's config file and a
 // scratch directory.
 type toolEnv struct {
-	dir    string
-	seeds  string
-	cfg    string // path of the job's .properties
-	client *kgo.Client
+	dir     string
+	seeds   string
+	cfg     string // path of the job's .properties
+	client  *kgo.Client
+	factory string // task.checkpoint.factory: filesystem or kafka
 }
 
 // newToolEnv starts a kfake broker with topics PageViewEvent and out (two partitions each)
@@ -71,6 +72,7 @@ func newToolEnv(t *testing.T, extra ...string) *toolEnv {
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
+	e.factory = m["task.checkpoint.factory"]
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(&b, "%s=%s\n", k, m[k])
@@ -119,11 +121,47 @@ func (e *toolEnv) fsManager(t *testing.T) *filesystem.Manager {
 	return m
 }
 
-// stored describes the filesystem checkpoints, one line per task.
+// checkpointTopic is the Kafka checkpoint topic of the env's job.
+const checkpointTopic = "__samza_checkpoint_page-views_1"
+
+// manager returns a started checkpoint manager of the env's job, of its factory.
+func (e *toolEnv) manager(t *testing.T) checkpoint.Manager {
+	t.Helper()
+	if e.factory == "kafka" {
+		return e.kafkaManager(t)
+	}
+	return e.fsManager(t)
+}
+
+// writeCheckpoint stores a checkpoint of task, as a container would.
+func (e *toolEnv) writeCheckpoint(t *testing.T, task string, offsets map[system.SystemStreamPartition]string) {
+	t.Helper()
+	if err := e.manager(t).Write(context.Background(), task, checkpoint.New(offsets)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// topicEnd returns the end offset of the Kafka checkpoint topic: how many records were
+// ever appended to it.
+func (e *toolEnv) topicEnd(t *testing.T) int64 {
+	t.Helper()
+	out, err := kadm.NewClient(e.client).ListEndOffsets(context.Background(), checkpointTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := out.Lookup(checkpointTopic, 0)
+	if !ok || o.Err != nil {
+		t.Fatalf("end offset of %s: %v", checkpointTopic, o.Err)
+	}
+	return o.Offset
+}
+
+// stored describes the stored checkpoints, one line per task, and for Kafka the
+// checkpoint topic's end offset.
 func (e *toolEnv) stored(t *testing.T) string {
 	t.Helper()
-	m := e.fsManager(t)
-	tasks, err := m.Tasks(context.Background())
+	m := e.manager(t)
+	tasks, err := m.(checkpoint.Lister).Tasks(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +180,9 @@ func (e *toolEnv) stored(t *testing.T) string {
 	}
 	if len(tasks) == 0 {
 		b.WriteString("(none)\n")
+	}
+	if e.factory == "kafka" {
+		fmt.Fprintf(&b, "checkpoint topic end offset: %d\n", e.topicEnd(t))
 	}
 	return b.String()
 }
@@ -247,6 +288,8 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 		step  step
 		// unchanged: the stored checkpoints must be as before.
 		unchanged bool
+		// kafka: the job uses the Kafka checkpoint manager (default: filesystem).
+		kafka bool
 	}{
 		{name: "print", step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
 		{name: "print-file-url", step: step{args: []string{"--config-path=file://$CFG"}}, unchanged: true},
@@ -290,6 +333,22 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP1, "3") }}, unchanged: true},
 		{name: "refuse-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest"}, code: 1}, unchanged: true},
 		{name: "force-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest", "--force"}}},
+		// The Kafka checkpoint manager, on the same broker.
+		{name: "kafka-print", kafka: true, step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
+		{name: "kafka-roundtrip-noop", kafka: true, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return p }}, unchanged: true},
+		{name: "kafka-merge", kafka: true, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP0, "2") }}},
+		{name: "kafka-validation-errors", kafka: true, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"}, code: 2,
+			file: strings.Join([]string{
+				`tasknames.Partition\ 2.systems.kafka.streams.PageViewEvent.partitions.2=0`,
+				kP0 + "=four",
+				kP1 + "=9",
+				"",
+			}, "\n")}, unchanged: true},
+		{name: "kafka-dry-run", kafka: true, step: step{args: []string{"--config-path=$CFG", "--reset-to=upcoming", "--dry-run"}}, unchanged: true},
+		{name: "kafka-refuse-running", kafka: true, setup: toolHoldKafkaLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest"}, code: 1}, unchanged: true},
+		{name: "kafka-force-running", kafka: true, setup: toolHoldKafkaLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest", "--force"}}},
 		{name: "usage-no-config", step: step{args: []string{}, code: 2}, unchanged: true},
 		{name: "usage-conflict", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE", "--reset-to=oldest"}, file: kP0 + "=1\n", code: 2}, unchanged: true},
 		{name: "usage-replace-alone", step: step{args: []string{"--config-path=$CFG", "--replace", "--streams=kafka.PageViewEvent"}, code: 2}, unchanged: true},
@@ -325,12 +384,15 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newToolEnv(t)
+			var e *toolEnv
+			if tc.kafka {
+				e = newToolEnv(t, "task.checkpoint.factory", "kafka", "task.checkpoint.system", "kafka")
+			} else {
+				e = newToolEnv(t)
+			}
 			e.produce(t, "PageViewEvent", 0, 6, t0)
 			e.produce(t, "PageViewEvent", 1, 4, t0)
-			if err := e.fsManager(t).Write(context.Background(), "Partition 0", checkpoint.New(map[system.SystemStreamPartition]string{pv0: "4"})); err != nil {
-				t.Fatal(err)
-			}
+			e.writeCheckpoint(t, "Partition 0", map[system.SystemStreamPartition]string{pv0: "4"})
 			if tc.setup != nil {
 				if cleanup := tc.setup(t, e); cleanup != nil {
 					defer cleanup()
@@ -372,6 +434,17 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 			toolGolden(t, tc.name, transcript.String())
 		})
 	}
+}
+
+// toolHoldKafkaLock makes the job look running, as a container of it does: a member
+// of its run-lock group.
+func toolHoldKafkaLock(t *testing.T, e *toolEnv) func() {
+	t.Helper()
+	l, err := e.kafkaManager(t).AcquireRunLock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { l.Close() }
 }
 
 func toolHoldFSLock(t *testing.T, e *toolEnv) func() {
