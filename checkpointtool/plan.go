@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,6 +145,10 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 			problem(e, "%q is not an offset of system %q: %v", off, pk.ssp.System, err)
 			continue
 		}
+		if plain, ok := plainOffset(off); !ok {
+			problem(e, "offset %q is not written plainly: write %s (a whole number without a sign or leading zeros, as printed)", off, plain)
+			continue
+		}
 
 		// Is it a change? Against the stored offset, else the default start.
 		changed := true
@@ -223,6 +228,19 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 		return nil, fmt.Errorf("%s cannot be merged into a corrupt checkpoint:\n%w\nadd --replace to replace those tasks' checkpoints with exactly the file's offsets for them; nothing was written", name, errors.Join(corrupt...))
 	}
 	return p, nil
+}
+
+// plainOffset reports whether an offset that is a decimal number is written the one
+// way the tool prints numbers, as keys' partition numbers must be: "5", not "+5" or
+// "005". It returns that plain form. Offsets that are not decimal numbers (those of
+// systems whose offsets are not numbers) are left to the system's admin and pass.
+func plainOffset(off string) (string, bool) {
+	n, err := strconv.ParseInt(off, 10, 64)
+	if err != nil {
+		return off, true
+	}
+	plain := strconv.FormatInt(n, 10)
+	return plain, plain == off
 }
 
 // addTask adds task to the plan if next differs from its stored checkpoint.

@@ -37,7 +37,8 @@
 // not of the form tasknames.<task>.systems.<system>.streams.<stream>.partitions.<p>
 // (split by matching the job's own task and stream names, so both may contain dots), an
 // unknown task, a partition the task does not read, a duplicate, an empty, negative or
-// malformed offset (as the system's Admin judges it), and an offset outside the range
+// malformed offset (as the system's Admin judges it), a number not written plainly
+// ("+5" or "007" for 5 or 7, as partition numbers in keys), and an offset outside the range
 // the system still retains, [oldest, upcoming] — refused unless Options.Force, which
 // makes it a warning. The one exception is offset 0 before the oldest retained offset of
 // a stream whose out-of-range policy (consumer.auto.offset.reset) is oldest: it means
