@@ -142,6 +142,31 @@ func (f *fixture) stored(t *testing.T) string {
 	return b.String()
 }
 
+// files describes every checkpoint file of the store byte for byte, with its
+// modification time, so that any rewrite shows, even one that stores the same offsets
+// (every write has a new checkpoint id and time). Lock files are left out.
+func (f *fixture) files(t *testing.T) string {
+	t.Helper()
+	dir := f.cfg["task.checkpoint.path"]
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return "(no directory)\n"
+	}
+	must(t, err)
+	var b strings.Builder
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), ".lock") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		must(t, err)
+		fi, err := de.Info()
+		must(t, err)
+		fmt.Fprintf(&b, "%s mtime=%d %q\n", de.Name(), fi.ModTime().UnixNano(), data)
+	}
+	return b.String()
+}
+
 // open builds the job's container and opens its model, as `sluice checkpoint-tool` does.
 func (f *fixture) open(t *testing.T) *container.Model {
 	t.Helper()
@@ -288,7 +313,8 @@ func TestTranscripts(t *testing.T) {
 		setup  func(t *testing.T, f *fixture)
 		// wantErr: "" none, "bad" ErrBadInput, "fail" another error.
 		wantErr   string
-		unchanged bool // the stored checkpoints must be as before
+		unchanged bool // no checkpoint may be rewritten: the files are byte for byte as before
+		restored  bool // checkpoints were rewritten (undone), but hold the offsets they held before
 	}{
 		{name: "print", unchanged: true},
 		{name: "print-running", unchanged: true, setup: holdRunLock},
@@ -373,7 +399,7 @@ func TestTranscripts(t *testing.T) {
 		{name: "usage-dry-run-print", args: []string{"--dry-run"}, wantErr: "bad", unchanged: true},
 		{name: "missing-file", args: []string{"--new-offsets=$TMP/missing.properties"}, wantErr: "bad", unchanged: true},
 		// A write fails part way: the tasks written are put back as they were.
-		{name: "partial-write", args: []string{"--reset-to=upcoming"}, wantErr: "fail", unchanged: true, setup: failWrites(failingWrites{fail: "Partition 2"})},
+		{name: "partial-write", args: []string{"--reset-to=upcoming"}, wantErr: "fail", restored: true, setup: failWrites(failingWrites{fail: "Partition 2"})},
 		{name: "partial-write-no-delete", args: []string{"--reset-to=upcoming"}, wantErr: "fail", setup: func(t *testing.T, f *fixture) {
 			removeCheckpoint("Partition 0")(t, f)
 			failWrites(failingWrites{fail: "Partition 1", noDelete: true})(t, f)
@@ -382,7 +408,7 @@ func TestTranscripts(t *testing.T) {
 			removeCheckpoint("Partition 1")(t, f)
 			failWrites(failingWrites{fail: "Partition 2", always: true, failUndo: []string{"Partition 0", "Partition 1"}})(t, f)
 		}},
-		{name: "partial-write-corrupt-last", args: []string{"--reset-to=oldest"}, wantErr: "fail", unchanged: true, setup: func(t *testing.T, f *fixture) {
+		{name: "partial-write-corrupt-last", args: []string{"--reset-to=oldest"}, wantErr: "fail", restored: true, setup: func(t *testing.T, f *fixture) {
 			corrupt("Partition 0")(t, f)
 			failWrites(failingWrites{fail: "Partition 2"})(t, f)
 		}},
@@ -392,7 +418,7 @@ func TestTranscripts(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, f)
 			}
-			before := f.stored(t)
+			before, beforeFiles := f.stored(t), f.files(t)
 			file := tc.file
 			if tc.fileFn != nil {
 				file = tc.fileFn(t, printed(t, f))
@@ -416,8 +442,11 @@ func TestTranscripts(t *testing.T) {
 				t.Errorf("error = %v, want a runtime failure", r.err)
 			}
 			after := f.stored(t)
-			if tc.unchanged && after != before {
+			if (tc.unchanged || tc.restored) && after != before {
 				t.Errorf("stored checkpoints changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+			if afterFiles := f.files(t); tc.unchanged && afterFiles != beforeFiles {
+				t.Errorf("checkpoint files were rewritten:\nbefore:\n%s\nafter:\n%s", beforeFiles, afterFiles)
 			}
 			if !tc.unchanged && after == before && tc.wantErr == "" {
 				t.Errorf("stored checkpoints did not change:\n%s", after)
@@ -546,15 +575,15 @@ func TestRoundTripEveryPrintIsNoOp(t *testing.T) {
 		for _, mode := range [][]string{nil, {"--replace"}} {
 			f := newFixture(t)
 			setup(t, f)
-			before := f.stored(t)
+			before := f.files(t)
 			path := filepath.Join(f.dir, "offsets.properties")
 			must(t, os.WriteFile(path, []byte(printed(t, f)), 0o644))
 			r := f.run(t, append([]string{"--new-offsets=" + path}, mode...)...)
 			if r.err != nil || r.stdout != "" || !strings.HasPrefix(r.stderr, "no change:") {
 				t.Errorf("%v: feeding the printed file back: err=%v stdout=%q stderr=%q", mode, r.err, r.stdout, r.stderr)
 			}
-			if after := f.stored(t); after != before {
-				t.Errorf("%v: stored checkpoints changed:\n%s\n%s", mode, before, after)
+			if after := f.files(t); after != before {
+				t.Errorf("%v: checkpoint files were rewritten:\n%s\n%s", mode, before, after)
 			}
 		}
 	}
@@ -708,5 +737,19 @@ func TestNoContainerStartsWhileRewriting(t *testing.T) {
 			t.Fatalf("%v: a container cannot start after the tool is done: %v", args, err)
 		}
 		l.Close()
+	}
+}
+
+// TestFilesSeesEveryRewrite checks the test's own helper: rewriting a checkpoint with
+// the offsets it already holds changes what files reports, though stored does not.
+func TestFilesSeesEveryRewrite(t *testing.T) {
+	f := newFixture(t)
+	stored, files := f.stored(t), f.files(t)
+	f.write(t, "Partition 1", map[system.SystemStreamPartition]string{pv1: "3"})
+	if f.stored(t) != stored {
+		t.Fatalf("the same offsets read back differently:\n%s\n%s", stored, f.stored(t))
+	}
+	if f.files(t) == files {
+		t.Errorf("a rewrite with the same offsets is not seen:\n%s", files)
 	}
 }

@@ -187,6 +187,38 @@ func (e *toolEnv) stored(t *testing.T) string {
 	return b.String()
 }
 
+// fingerprint changes whenever a checkpoint is rewritten, even with the offsets it
+// held (a rewrite has a new checkpoint id and time): the filesystem checkpoint files
+// byte for byte with their modification times, or the Kafka checkpoint topic's end
+// offset (every write appends a record).
+func (e *toolEnv) fingerprint(t *testing.T) string {
+	t.Helper()
+	if e.factory == "kafka" {
+		return fmt.Sprintf("end offset %d", e.topicEnd(t))
+	}
+	dir := filepath.Join(e.dir, "checkpoints")
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), ".lock") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := de.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s mtime=%d %q\n", de.Name(), fi.ModTime().UnixNano(), data)
+	}
+	return b.String()
+}
+
 type toolRun struct {
 	args           []string
 	stdout, stderr string
@@ -286,7 +318,7 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 		name  string
 		setup func(t *testing.T, e *toolEnv) (cleanup func())
 		step  step
-		// unchanged: the stored checkpoints must be as before.
+		// unchanged: no checkpoint may be rewritten, not even with the same offsets.
 		unchanged bool
 		// kafka: the job uses the Kafka checkpoint manager (default: filesystem).
 		kafka bool
@@ -398,7 +430,7 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 					defer cleanup()
 				}
 			}
-			before := e.stored(t)
+			before, beforeFP := e.stored(t), e.fingerprint(t)
 			var transcript strings.Builder
 			file := tc.step.file
 			if tc.step.edit != nil {
@@ -427,6 +459,9 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 			}
 			if tc.unchanged && after != before {
 				t.Errorf("stored checkpoints changed:\n%s\n%s", before, after)
+			}
+			if afterFP := e.fingerprint(t); tc.unchanged && afterFP != beforeFP {
+				t.Errorf("checkpoints were rewritten:\n%s\n%s", beforeFP, afterFP)
 			}
 			if !tc.unchanged && after == before {
 				t.Errorf("stored checkpoints did not change:\n%s", after)
