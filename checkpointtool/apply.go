@@ -83,7 +83,7 @@ func (t *Tool) apply(ctx context.Context, p *Plan, g *writeGuard) error {
 		return err
 	}
 	if len(p.Changes) == 0 {
-		fmt.Fprintf(t.opts.Stderr, "no change: every offset of %s is already the task's stored offset, or, for a partition without a checkpoint, its default starting offset; nothing was written\n", p.Source)
+		fmt.Fprintf(t.opts.Stderr, "no change: every offset of %s is already the task's stored offset; nothing was written\n", p.Source)
 		return nil
 	}
 	st, err := g.st, g.err

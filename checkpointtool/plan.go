@@ -110,6 +110,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 		problems = append(problems, Problem{File: name, Line: e.Line, Key: e.Key, Msg: fmt.Sprintf(format, args...)})
 	}
 	seen := map[parsedKey]int{}
+	var pinned []parsedKey // partitions without a checkpoint set to their default offset
 	byTask := map[string]map[system.SystemStreamPartition]entry{}
 	defaults := map[string]map[system.SystemStreamPartition]offset.Start{}
 	resetStreams := map[system.SystemStream]bool{}
@@ -150,7 +151,10 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 			continue
 		}
 
-		// Is it a change? Against the stored offset, else the default start.
+		// Is it a change? Against the stored offset. A partition without a checkpoint
+		// is always written: an explicit offset pins it, even one equal to where the job
+		// would start it by default now (an upcoming default moves on as messages
+		// arrive; a pinned offset does not).
 		changed := true
 		if _, bad := s.corrupt[pk.task]; !bad {
 			if old, ok := s.cps[pk.task].Offsets[pk.ssp]; ok {
@@ -163,7 +167,9 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 					}
 					defaults[pk.task] = d
 				}
-				changed = !t.equal(pk.ssp, defaults[pk.task][pk.ssp].Offset, off)
+				if t.equal(pk.ssp, defaults[pk.task][pk.ssp].Offset, off) {
+					pinned = append(pinned, pk)
+				}
 			}
 		}
 		if changed {
@@ -198,6 +204,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 		return nil, &ValidationError{File: name, Problems: problems}
 	}
 	t.noteResetStreams(resetStreams)
+	t.notePinned(name, pinned)
 
 	p := &Plan{Source: name, writes: map[string]checkpoint.Checkpoint{}}
 	var corrupt []error
@@ -228,6 +235,30 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 		return nil, fmt.Errorf("%s cannot be merged into a corrupt checkpoint:\n%w\nadd --replace to replace those tasks' checkpoints with exactly the file's offsets for them; nothing was written", name, errors.Join(corrupt...))
 	}
 	return p, nil
+}
+
+// notePinned says that the partitions of pinned, which have no checkpoint, are set
+// to the offsets they would start at by default now: they are stored all the same.
+func (t *Tool) notePinned(name string, pinned []parsedKey) {
+	switch len(pinned) {
+	case 0:
+		return
+	case 1:
+		t.notef("task %q has no checkpoint of %s, and %s sets it to the offset it would start at by default now: it is stored, which pins it there instead of following samza.offset.default; delete the line to keep the default",
+			pinned[0].task, pinned[0].ssp, name)
+		return
+	}
+	const most = 5
+	var list []string
+	for i, pk := range pinned {
+		if i == most {
+			list = append(list, fmt.Sprintf("and %d more", len(pinned)-most))
+			break
+		}
+		list = append(list, fmt.Sprintf("%s %s", pk.task, pk.ssp))
+	}
+	t.notef("%d partitions without a checkpoint are set by %s to the offsets they would start at by default now (%s): they are stored, which pins them there instead of following samza.offset.default; delete their lines to keep the default",
+		len(pinned), name, strings.Join(list, ", "))
 }
 
 // plainOffset reports whether an offset that is a decimal number is written the one

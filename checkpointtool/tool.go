@@ -14,7 +14,8 @@
 // Each offset is the offset of the NEXT message the task reads (Kafka's committed-offset
 // convention, not Samza's last-processed one): 0 replays a partition from its start.
 // Partitions without a checkpoint yet are listed with the offsets the job would start
-// them at (samza.offset.default), after a "#" comment line that says so. Nothing else
+// them at now (samza.offset.default), after "#" comment lines that say so and that
+// writing them back stores them. Nothing else
 // goes to Stdout; notes and warnings go to Options.Stderr. A stored checkpoint that
 // cannot be decoded is an error naming it, and nothing is printed.
 //
@@ -27,9 +28,12 @@
 // when a write fails, it puts back the old checkpoints of the tasks already written
 // (a *WriteError says what it did). Tool.Run does all of it for a Request.
 //
-// An entry equal to the stored offset is no change; so is an entry, for a partition
-// without a checkpoint, equal to the offset the job would start it at by default. The
-// printed file fed back unchanged therefore writes nothing. By default the entries are
+// An entry equal to the stored offset is no change, so the printed file fed back
+// unchanged writes nothing for the partitions that have a checkpoint. An entry for a
+// partition without a checkpoint is always written, even when it equals the offset the
+// job would start it at by default now: an explicit offset pins the partition (with an
+// upcoming default, the job would otherwise start at whatever the end is when it
+// starts, skipping what was published in between). By default the entries are
 // merged into the stored checkpoints (partitions not named keep their offsets); with
 // Request.Replace, each task named gets exactly the file's partitions.
 //
@@ -358,10 +362,12 @@ func (t *Tool) Print(ctx context.Context) error {
 				off = defaults[ssp].Offset
 				if !inDefaults {
 					if has {
-						fmt.Fprintf(&b, "# %s has no checkpoint of the partitions below yet: these are the offsets it would start at by default (samza.offset.default), not stored ones\n", commentSafe(task))
+						fmt.Fprintf(&b, "# %s has no checkpoint of the partitions below yet: their offsets are not stored ones,\n", commentSafe(task))
 					} else {
-						fmt.Fprintf(&b, "# %s has no checkpoint yet: these are the offsets it would start at by default (samza.offset.default), not stored ones\n", commentSafe(task))
+						fmt.Fprintf(&b, "# %s has no checkpoint yet: the offsets below are not stored ones,\n", commentSafe(task))
 					}
+					b.WriteString("# but where it would start by default now (samza.offset.default). Written back, they\n")
+					b.WriteString("# are stored, which pins it there; delete them to keep starting at the default.\n")
 				}
 				inDefaults = true
 			} else {
@@ -396,8 +402,8 @@ func (t *Tool) header(b *bytes.Buffer) {
 	b.WriteString("#   " + keyForm + "=<offset>\n")
 	b.WriteString("# An offset is the NEXT offset the task will read, not the last one it processed:\n")
 	b.WriteString("# 0 replays a partition from its oldest message.\n")
-	b.WriteString("# To move checkpoints: stop the job, edit the offsets (unchanged and deleted lines\n")
-	b.WriteString("# keep their stored offsets), and write them back with\n")
+	b.WriteString("# To move checkpoints: stop the job, edit the offsets (deleted lines, and unchanged\n")
+	b.WriteString("# lines of stored offsets, keep them), and write them back with\n")
 	fmt.Fprintf(b, "#   sluice checkpoint-tool --config-path=%s --new-offsets=FILE [--dry-run]\n", commentSafe(cfg))
 }
 

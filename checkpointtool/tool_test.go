@@ -326,7 +326,15 @@ func TestTranscripts(t *testing.T) {
 		{name: "print-reset-offset-stream", unchanged: true, setup: func(t *testing.T, f *fixture) {
 			f.cfg["systems.mem.streams.clicks.v2.samza.reset.offset"] = "true"
 		}},
-		{name: "roundtrip-noop", args: []string{"--new-offsets=FILE"}, unchanged: true,
+		// Every partition has a checkpoint: the printed file fed back writes nothing.
+		{name: "roundtrip-noop", args: []string{"--new-offsets=FILE"}, unchanged: true, setup: checkpointAll,
+			fileFn: func(t *testing.T, p string) string { return p }},
+		// Partitions without a checkpoint are printed with their defaults; fed back,
+		// those lines pin them (and only they are written).
+		{name: "roundtrip-pins-defaults", args: []string{"--new-offsets=FILE"},
+			fileFn: func(t *testing.T, p string) string { return p }},
+		{name: "roundtrip-pins-upcoming-default", args: []string{"--new-offsets=FILE"},
+			setup:  func(t *testing.T, f *fixture) { f.cfg["systems.mem.samza.offset.default"] = "upcoming" },
 			fileFn: func(t *testing.T, p string) string { return p }},
 		{name: "merge", args: []string{"--new-offsets=FILE"},
 			fileFn: func(t *testing.T, p string) string { return edit(t, p, kPV0, "8") }},
@@ -378,7 +386,7 @@ func TestTranscripts(t *testing.T) {
 		{name: "force-out-of-range", args: []string{"--new-offsets=FILE", "--force"}, file: kPV0 + "=1\n" + kPV1 + "=6\n"},
 		{name: "dry-run", args: []string{"--new-offsets=FILE", "--dry-run"}, unchanged: true,
 			fileFn: func(t *testing.T, p string) string { return edit(t, edit(t, p, kPV0, "9"), kCL2, "1") }},
-		{name: "dry-run-noop", args: []string{"--new-offsets=FILE", "--dry-run"}, unchanged: true,
+		{name: "dry-run-noop", args: []string{"--new-offsets=FILE", "--dry-run"}, unchanged: true, setup: checkpointAll,
 			fileFn: func(t *testing.T, p string) string { return p }},
 		{name: "refuse-running", args: []string{"--new-offsets=FILE"}, file: kPV0 + "=6\n", wantErr: "fail", unchanged: true, setup: holdRunLock},
 		{name: "refuse-running-dry-run", args: []string{"--reset-to=oldest", "--dry-run"}, unchanged: true, setup: holdRunLock},
@@ -467,6 +475,13 @@ func holdRunLock(t *testing.T, f *fixture) {
 	l, err := f.manager(t).AcquireRunLock()
 	must(t, err)
 	t.Cleanup(func() { l.Close() })
+}
+
+// checkpointAll gives every partition of every task a checkpoint.
+func checkpointAll(t *testing.T, f *fixture) {
+	t.Helper()
+	f.write(t, "Partition 1", map[system.SystemStreamPartition]string{pv1: "3", cl1: "1"})
+	f.write(t, "Partition 2", map[system.SystemStreamPartition]string{pv2: "0", cl2: "2"})
 }
 
 // holdRewriteLock makes it look as if another checkpoint tool were writing.
@@ -561,9 +576,11 @@ func (m deletingFailingWrites) Delete(ctx context.Context, task string) error {
 	return m.Manager.(checkpoint.Deleter).Delete(ctx, task)
 }
 
-// TestRoundTripEveryPrintIsNoOp checks the property behind roundtrip-noop on several
-// store states: whatever is printed, fed back unchanged, writes nothing, in both modes.
-func TestRoundTripEveryPrintIsNoOp(t *testing.T) {
+// TestRoundTripRewritesOnlyDefaults checks the property behind roundtrip-noop and
+// roundtrip-pins-defaults on several store states, in both modes: the printed file fed
+// back rewrites no partition that has a checkpoint, writes (pins) exactly those that
+// have none, and the file printed afterwards, fed back, writes nothing at all.
+func TestRoundTripRewritesOnlyDefaults(t *testing.T) {
 	for _, setup := range []func(t *testing.T, f *fixture){
 		func(*testing.T, *fixture) {},
 		func(t *testing.T, f *fixture) { f.cfg["systems.mem.samza.offset.default"] = "upcoming" },
@@ -571,19 +588,62 @@ func TestRoundTripEveryPrintIsNoOp(t *testing.T) {
 		func(t *testing.T, f *fixture) {
 			f.write(t, "Partition 2", map[system.SystemStreamPartition]string{pv2: "0", cl2: "3"})
 		},
+		checkpointAll,
 	} {
 		for _, mode := range [][]string{nil, {"--replace"}} {
 			f := newFixture(t)
 			setup(t, f)
-			before := f.files(t)
+			m := f.open(t)
+			var defaults []string // "task ssp", of the partitions without a checkpoint
+			for task, ssps := range m.Tasks {
+				cp, err := m.Checkpoints.Read(context.Background(), task)
+				if err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
+					t.Fatal(err)
+				}
+				for _, ssp := range ssps {
+					if _, ok := cp.Offsets[ssp]; !ok {
+						defaults = append(defaults, task+" "+ssp.String())
+					}
+				}
+			}
+			slices.Sort(defaults)
+			before := f.stored(t)
+
 			path := filepath.Join(f.dir, "offsets.properties")
 			must(t, os.WriteFile(path, []byte(printed(t, f)), 0o644))
 			r := f.run(t, append([]string{"--new-offsets=" + path}, mode...)...)
-			if r.err != nil || r.stdout != "" || !strings.HasPrefix(r.stderr, "no change:") {
-				t.Errorf("%v: feeding the printed file back: err=%v stdout=%q stderr=%q", mode, r.err, r.stdout, r.stderr)
+			must(t, r.err)
+			var written []string // from the table of changes
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if line == "" || strings.HasPrefix(line, "TASK") {
+					continue
+				}
+				fs := strings.Fields(line) // Partition N, partition, old, new
+				if len(fs) != 5 || fs[3] != "(none)" {
+					t.Errorf("%v: a partition with a checkpoint changed: %q", mode, line)
+					continue
+				}
+				written = append(written, fs[0]+" "+fs[1]+" "+fs[2])
 			}
-			if after := f.files(t); after != before {
-				t.Errorf("%v: checkpoint files were rewritten:\n%s\n%s", mode, before, after)
+			slices.Sort(written)
+			if !slices.Equal(written, defaults) {
+				t.Errorf("%v: written %q, want exactly the partitions without a checkpoint %q\n%s", mode, written, defaults, r.stderr)
+			}
+			for _, line := range strings.Split(before, "\n") {
+				if !strings.Contains(f.stored(t), line) {
+					t.Errorf("%v: stored offsets %q lost:\n%s", mode, line, f.stored(t))
+				}
+			}
+
+			// Now every partition has a checkpoint: a full round trip is a no-op.
+			files := f.files(t)
+			must(t, os.WriteFile(path, []byte(printed(t, f)), 0o644))
+			r = f.run(t, append([]string{"--new-offsets=" + path}, mode...)...)
+			if r.err != nil || r.stdout != "" || !strings.HasPrefix(r.stderr, "no change:") {
+				t.Errorf("%v: feeding the printed file back again: err=%v stdout=%q stderr=%q", mode, r.err, r.stdout, r.stderr)
+			}
+			if after := f.files(t); after != files {
+				t.Errorf("%v: checkpoint files were rewritten:\n%s\n%s", mode, files, after)
 			}
 		}
 	}

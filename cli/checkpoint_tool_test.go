@@ -327,8 +327,10 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 		{name: "print-file-url", step: step{args: []string{"--config-path=file://$CFG"}}, unchanged: true},
 		{name: "print-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
 		{name: "print-corrupt", setup: toolCorruptP0, step: step{args: []string{"--config-path=$CFG"}, code: 1}, unchanged: true},
-		{name: "roundtrip-noop", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+		{name: "roundtrip-noop", setup: toolCheckpointP1, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
 			edit: func(t *testing.T, p string) string { return p }}, unchanged: true},
+		{name: "roundtrip-pins-default", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+			edit: func(t *testing.T, p string) string { return p }}},
 		{name: "merge", step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
 			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP0, "2") }}},
 		{name: "replace", step: step{args: []string{"--config-path=$CFG", "--new-offsets=file://$FILE", "--replace"},
@@ -367,7 +369,7 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 		{name: "force-running", setup: toolHoldFSLock, step: step{args: []string{"--config-path=$CFG", "--reset-to=oldest", "--force"}}},
 		// The Kafka checkpoint manager, on the same broker.
 		{name: "kafka-print", kafka: true, step: step{args: []string{"--config-path=$CFG"}}, unchanged: true},
-		{name: "kafka-roundtrip-noop", kafka: true, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
+		{name: "kafka-roundtrip-noop", kafka: true, setup: toolCheckpointP1, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
 			edit: func(t *testing.T, p string) string { return p }}, unchanged: true},
 		{name: "kafka-merge", kafka: true, step: step{args: []string{"--config-path=$CFG", "--new-offsets=$FILE"},
 			edit: func(t *testing.T, p string) string { return toolSetLine(t, p, kP0, "2") }}},
@@ -469,6 +471,13 @@ func TestCheckpointToolTranscripts(t *testing.T) {
 			toolGolden(t, tc.name, transcript.String())
 		})
 	}
+}
+
+// toolCheckpointP1 gives Partition 1 a checkpoint too, so that every partition has one.
+func toolCheckpointP1(t *testing.T, e *toolEnv) func() {
+	t.Helper()
+	e.writeCheckpoint(t, "Partition 1", map[system.SystemStreamPartition]string{pv1: "2"})
+	return nil
 }
 
 // toolHoldKafkaLock makes the job look running, as a container of it does: a member
