@@ -344,36 +344,18 @@ func (t *Tool) Print(ctx context.Context) error {
 		t.warnf("cannot tell whether the job is running: %v", err)
 	}
 	var b bytes.Buffer
-	t.header(&b)
+	cfg := t.opts.ConfigPath
+	if cfg == "" {
+		cfg = "PATH"
+	}
+	writeHeader(&b, t.m.Job.Name, t.m.Job.ID, t.m.Job.CheckpointFactory, cfg)
 	for _, task := range s.tasks {
 		cp, has := s.cps[task]
-		var defaults map[system.SystemStreamPartition]offset.Start
-		b.WriteString("\n")
-		inDefaults := false
-		for _, ssp := range t.m.Tasks[task] {
-			off, ok := cp.Offsets[ssp]
-			if !ok {
-				if defaults == nil {
-					defaults, err = t.m.DefaultStarts(task)
-					if err != nil {
-						return fmt.Errorf("default starting offsets of task %q: %w", task, err)
-					}
-				}
-				off = defaults[ssp].Offset
-				if !inDefaults {
-					if has {
-						fmt.Fprintf(&b, "# %s has no checkpoint of the partitions below yet: their offsets are not stored ones,\n", commentSafe(task))
-					} else {
-						fmt.Fprintf(&b, "# %s has no checkpoint yet: the offsets below are not stored ones,\n", commentSafe(task))
-					}
-					b.WriteString("# but where it would start by default now (samza.offset.default). Written back, they\n")
-					b.WriteString("# are stored, which pins it there; delete them to keep starting at the default.\n")
-				}
-				inDefaults = true
-			} else {
-				inDefaults = false
-			}
-			fmt.Fprintf(&b, "%s=%s\n", properties.EscapeKey(Key(task, ssp)), properties.EscapeValue(off))
+		err := writeTask(&b, task, t.m.Tasks[task], cp, has, func() (map[system.SystemStreamPartition]offset.Start, error) {
+			return t.m.DefaultStarts(task)
+		})
+		if err != nil {
+			return err
 		}
 		if has {
 			for _, ssp := range cp.Partitions() {
@@ -392,19 +374,53 @@ func (t *Tool) Print(ctx context.Context) error {
 	return err
 }
 
-func (t *Tool) header(b *bytes.Buffer) {
-	cfg := t.opts.ConfigPath
-	if cfg == "" {
-		cfg = "PATH"
-	}
-	fmt.Fprintf(b, "# Checkpoints of job %s (job.id %s), from the %s checkpoint manager.\n", commentSafe(t.m.Job.Name), commentSafe(t.m.Job.ID), t.m.Job.CheckpointFactory)
+// writeHeader writes the comment lines that start a printed file.
+func writeHeader(b *bytes.Buffer, jobName, jobID, factory, configPath string) {
+	fmt.Fprintf(b, "# Checkpoints of job %s (job.id %s), from the %s checkpoint manager.\n", commentSafe(jobName), commentSafe(jobID), commentSafe(factory))
 	b.WriteString("# One line per task and input partition:\n")
 	b.WriteString("#   " + keyForm + "=<offset>\n")
 	b.WriteString("# An offset is the NEXT offset the task will read, not the last one it processed:\n")
 	b.WriteString("# 0 replays a partition from its oldest message.\n")
 	b.WriteString("# To move checkpoints: stop the job, edit the offsets (deleted lines, and unchanged\n")
 	b.WriteString("# lines of stored offsets, keep them), and write them back with\n")
-	fmt.Fprintf(b, "#   sluice checkpoint-tool --config-path=%s --new-offsets=FILE [--dry-run]\n", commentSafe(cfg))
+	fmt.Fprintf(b, "#   sluice checkpoint-tool --config-path=%s --new-offsets=FILE [--dry-run]\n", commentSafe(configPath))
+}
+
+// writeTask writes the lines of one task that reads ssps, in that order: its stored
+// offset for each partition of cp (has: the task has a checkpoint), else the offset it
+// would start at by default, under comment lines that say so. defaults is called at
+// most once, when a partition has no stored offset.
+func writeTask(b *bytes.Buffer, task string, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint, has bool,
+	defaults func() (map[system.SystemStreamPartition]offset.Start, error)) error {
+	var starts map[system.SystemStreamPartition]offset.Start
+	b.WriteString("\n")
+	inDefaults := false
+	for _, ssp := range ssps {
+		off, ok := cp.Offsets[ssp]
+		if !ok {
+			if starts == nil {
+				var err error
+				if starts, err = defaults(); err != nil {
+					return fmt.Errorf("default starting offsets of task %q: %w", task, err)
+				}
+			}
+			off = starts[ssp].Offset
+			if !inDefaults {
+				if has {
+					fmt.Fprintf(b, "# %s has no checkpoint of the partitions below yet: their offsets are not stored ones,\n", commentSafe(task))
+				} else {
+					fmt.Fprintf(b, "# %s has no checkpoint yet: the offsets below are not stored ones,\n", commentSafe(task))
+				}
+				b.WriteString("# but where it would start by default now (samza.offset.default). Written back, they\n")
+				b.WriteString("# are stored, which pins it there; delete them to keep starting at the default.\n")
+			}
+			inDefaults = true
+		} else {
+			inDefaults = false
+		}
+		fmt.Fprintf(b, "%s=%s\n", properties.EscapeKey(Key(task, ssp)), properties.EscapeValue(off))
+	}
+	return nil
 }
 
 // commentSafe keeps s on one comment line.
