@@ -68,12 +68,16 @@ import (
 const FileVersion = 1
 
 const (
-	magic     = "sluice-checkpoint"
-	suffix    = ".checkpoint"
-	lockExt   = ".lock"
-	filePerm  = 0o644
-	dirPerm   = 0o755
-	maxHeader = 128 // a valid header is at most 60 bytes
+	magic  = "sluice-checkpoint"
+	suffix = ".checkpoint"
+	// maxFileName is the longest file name most file systems take (NAME_MAX).
+	maxFileName = 255
+	// longestTask is the longest task name a container makes.
+	longestTask = "Partition 2147483647"
+	lockExt     = ".lock"
+	filePerm    = 0o644
+	dirPerm     = 0o755
+	maxHeader   = 128 // a valid header is at most 60 bytes
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -133,6 +137,11 @@ func New(dir, jobName, jobID string, opts ...Option) (*Manager, error) {
 	if jobID == "" {
 		problems = append(problems, errors.New("filesystem checkpoints: empty job id"))
 	}
+	prefix := escape(jobName) + "-" + escape(jobID) + "-"
+	if n := len(prefix) + len(escape(longestTask)) + len(suffix); jobName != "" && jobID != "" && n > maxFileName {
+		problems = append(problems, fmt.Errorf("filesystem checkpoints: job name %q with id %q makes checkpoint file names of up to %d bytes, over the %d-byte limit of most file systems; use a shorter job.name",
+			jobName, jobID, n, maxFileName))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
@@ -146,7 +155,7 @@ func New(dir, jobName, jobID string, opts ...Option) (*Manager, error) {
 		dir:    filepath.Clean(dir),
 		job:    jobName,
 		id:     jobID,
-		prefix: escape(jobName) + "-" + escape(jobID) + "-",
+		prefix: prefix,
 		logger: o.logger,
 	}, nil
 }
@@ -176,7 +185,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	case stateClosed:
 		return errors.New("filesystem checkpoints: start after close")
 	}
-	if err := os.MkdirAll(m.dir, dirPerm); err != nil {
+	if err := atomicfile.MkdirAll(m.dir, dirPerm); err != nil {
 		return fmt.Errorf("filesystem checkpoints: create directory %s: %w", m.dir, err)
 	}
 	fi, err := os.Stat(m.dir)

@@ -66,6 +66,7 @@ func TestNewValidates(t *testing.T) {
 		{"", job, id, "empty directory"},
 		{"d", "", id, "empty job name"},
 		{"d", job, "", "empty job id"},
+		{"d", strings.Repeat("j", 230), id, "over the 255-byte limit"},
 	} {
 		m, err := filesystem.New(tt.dir, tt.job, tt.id)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -75,6 +76,30 @@ func TestNewValidates(t *testing.T) {
 	_, err := filesystem.New("", "", "")
 	if err == nil || strings.Count(err.Error(), "empty") != 3 {
 		t.Errorf("New with three bad arguments = %v, want all three reported", err)
+	}
+}
+
+func TestLongestAllowedJobNameWorks(t *testing.T) {
+	// The longest job name New accepts still gives file names the file system takes,
+	// for the longest task name a container makes.
+	long := strings.Repeat("j", 200)
+	for len(long) < 255 {
+		if _, err := filesystem.New("d", long+"j", "1"); err != nil {
+			break
+		}
+		long += "j"
+	}
+	m, err := filesystem.New(t.TempDir(), long, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cp := checkpoint.New(map[system.SystemStreamPartition]string{system.NewSSP("kafka", "in", 0): "5"})
+	if err := m.Write(t.Context(), "Partition 2147483647", cp); err != nil {
+		t.Fatalf("write with a %d-byte job name: %v", len(long), err)
 	}
 }
 

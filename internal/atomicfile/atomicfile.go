@@ -91,6 +91,43 @@ func Remove(path string) error {
 	return nil
 }
 
+// MkdirAll creates dir and any missing parents, like os.MkdirAll, and makes each
+// creation durable: it syncs the parent of every directory it creates, so that a crash
+// of the machine does not take away a directory (and the files in it) that MkdirAll
+// reported as created. A dir that exists already is not an error.
+func MkdirAll(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("atomicfile: mkdir %s: %s is not a directory", dir, d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("atomicfile: mkdir %s: %w", dir, err)
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, perm); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("atomicfile: mkdir %s: %w", dir, err)
+		}
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("atomicfile: mkdir %s: sync %s: %w", dir, filepath.Dir(d), err)
+		}
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

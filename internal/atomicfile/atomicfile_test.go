@@ -190,3 +190,24 @@ func TestRemove(t *testing.T) {
 		t.Error("Remove in a missing directory: no error (the directory cannot be synced)")
 	}
 }
+
+func TestMkdirAll(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b", "c")
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("stat %s = %v, %v; want a directory", dir, fi, err)
+	}
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("MkdirAll of an existing directory = %v", err)
+	}
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := atomicfile.MkdirAll(filepath.Join(file, "sub"), 0o755); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("MkdirAll under a file = %v, want an error saying it is not a directory", err)
+	}
+}
