@@ -170,3 +170,48 @@ func TestExamplePageViewCopyResumes(t *testing.T) {
 		}
 	}
 }
+
+func TestSeedConfigurationRunsUnchanged(t *testing.T) {
+	// The seed's configuration block, verbatim, plus only what it leaves to the user:
+	// bootstrap servers, inputs and a task. The checkpoint topic's replication factor
+	// (default 3) is capped at the single broker.
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "PageViewEventCopy"))
+	seeds := kafkatest.Seeds(c)
+	cfg := strings.Join([]string{
+		"systems.kafka.samza.factory=org.apache.samza.system.kafka.KafkaSystemFactory",
+		"task.checkpoint.factory=org.apache.samza.checkpoint.kafka.KafkaCheckpointManagerFactory",
+		"task.checkpoint.system=kafka",
+		"task.commit.ms=60000",
+		"",
+		"job.name=seed",
+		"systems.kafka.consumer.bootstrap.servers=" + seeds,
+		"systems.kafka.producer.bootstrap.servers=" + seeds,
+		"task.inputs=kafka.PageViewEvent",
+		"task.class=passthrough",
+		"task.passthrough.output=kafka.PageViewEventCopy",
+	}, "\n")
+	path := filepath.Join(t.TempDir(), "seed.properties")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := cli.Main(t.Context(), []string{"run", "--config-path=" + path, "--exit-when-caught-up"}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"__samza_checkpoint_seed_1", `reason=default`, "checkpoint_writes=2"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	// The checkpoints are there for the next start.
+	stdout.Reset()
+	stderr.Reset()
+	if code := cli.Main(t.Context(), []string{"checkpoint-tool", "--config-path=" + path}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+		t.Fatalf("checkpoint-tool exit %d; log:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{`tasknames.Partition\ 0.systems.kafka.streams.PageViewEvent.partitions.0=0`, `tasknames.Partition\ 1.systems.kafka.streams.PageViewEvent.partitions.1=0`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("checkpoint-tool output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}

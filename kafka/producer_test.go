@@ -330,3 +330,59 @@ func TestProducerFlushDoesNotWaitForLinger(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestProducerIsIdempotentWithAcksAll(t *testing.T) {
+	// What goes over the wire: every produce request of the job's producer asks for
+	// acks from all in-sync replicas, and every batch carries a producer ID and
+	// sequence (idempotence), so a retried batch is never written twice.
+	c, seeds := cluster(t, kfake.SeedTopics(2, "out"))
+	var mu sync.Mutex
+	var requests, batches int
+	var problems []string
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		if pr.Acks != -1 {
+			problems = append(problems, "acks="+itoa(int(pr.Acks)))
+		}
+		for _, tp := range pr.Topics {
+			for _, p := range tp.Partitions {
+				var b kmsg.RecordBatch
+				if err := b.ReadFrom(p.Records); err != nil {
+					problems = append(problems, "unreadable batch: "+err.Error())
+					continue
+				}
+				batches++
+				if b.ProducerID < 0 || b.FirstSequence < 0 {
+					problems = append(problems, "batch without producer id/sequence")
+				}
+			}
+		}
+		return nil, nil, false // let the broker handle it
+	})
+	s, _ := startSystem(t, seeds, nil)
+	p, err := s.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		env := system.OutgoingEnvelope{Stream: system.SystemStream{System: "kafka", Stream: "out"}, Partition: int32(i % 2), Message: []byte(itoa(i))}
+		if err := p.Send(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests == 0 || batches == 0 {
+		t.Fatalf("saw %d produce requests with %d batches; want some", requests, batches)
+	}
+	if len(problems) > 0 {
+		t.Errorf("produce requests not acks=all + idempotent: %v", problems)
+	}
+}
