@@ -59,10 +59,11 @@ type Options struct {
 	// StatusInterval is how often a status line is logged; 0 means 5 s, negative never.
 	StatusInterval time.Duration
 	// BufferedBatches bounds the batches waiting for each task (default 1). When more
-	// wait, the task's partitions are paused at their consumers (system.Pauser) until it
-	// has taken them all, so a slow task holds only a few polled batches besides the
-	// one it is processing, while the other tasks keep receiving theirs; a consumer
-	// that cannot pause waits for the task instead. Each batch can pin a whole poll of
+	// wait, the consumer waits for the task; when the task takes none for 50 ms, its
+	// partitions are paused at their consumers (system.Pauser) until it has taken them
+	// all, so a slow task holds only a few polled batches besides the one it is
+	// processing, while the other tasks keep receiving theirs; a consumer that cannot
+	// pause waits for the task however long it takes. Each batch can pin a whole poll of
 	// the consumer (with Kafka, up to max.partition.fetch.bytes per partition), so
 	// memory grows with this number, not with the backlog.
 	BufferedBatches int
@@ -619,16 +620,42 @@ func (r *run) dispatch(ctx context.Context, sys string, cons system.Consumer, ro
 			if !ok {
 				return fmt.Errorf("consumer of system %s returned %s, which no task of this container reads", sys, ssp)
 			}
-			for full := t.box.put(envs[i:j:j], canPause); full && t.box.waiting() > t.box.limit; {
-				select {
-				case <-t.box.room:
-				case <-r.stop:
+			if t.box.put(envs[i:j:j]) {
+				if !r.waitForRoom(t, canPause) {
 					return nil
 				}
 			}
 			i = j
 		}
 	}
+}
+
+// waitForRoom waits until t's mailbox has room. With a consumer that can pause, it
+// waits at most pauseAfter, then pauses t's partitions and returns (see mailbox). It
+// returns false when the container stops.
+func (r *run) waitForRoom(t *taskInstance, canPause bool) bool {
+	var timeout <-chan time.Time
+	if canPause {
+		if t.box.isPaused() {
+			return true // a batch that was on its way when the task was paused
+		}
+		tm := time.NewTimer(pauseAfter)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	for t.box.waiting() > t.box.limit {
+		select {
+		case <-t.box.room:
+		case <-timeout:
+			if t.box.pause() {
+				return true
+			}
+			timeout = nil // some of its partitions cannot pause: wait after all
+		case <-r.stop:
+			return false
+		}
+	}
+	return true
 }
 
 // close releases everything Run acquired, in reverse order.

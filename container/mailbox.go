@@ -2,18 +2,23 @@ package container
 
 import (
 	"sync"
+	"time"
 
 	"github.com/sluice-streams/sluice/system"
 )
 
 // mailbox holds the batches polled for one task that the task has not taken yet.
 //
-// The dispatchers (one per consumer) put batches in without waiting when they can:
-// once more than limit batches wait, the task's partitions are paused at every
-// consumer that implements system.Pauser, so the slow task's memory stays bounded
-// while the consumer's other partitions keep flowing to their tasks. They are resumed
-// when the task takes the last waiting batch, so fetching overlaps with processing it.
-// A consumer that cannot pause makes its dispatcher wait for room instead.
+// A dispatcher (one per consumer) puts batches in. When more than limit batches
+// wait, the dispatcher waits for the task to take one, as plain backpressure: the
+// consumer keeps its next fetch buffered meanwhile, so a task that is merely busy
+// gets its next batch the moment it is ready. If the task takes nothing for
+// pauseAfter, it has fallen behind: the dispatcher pauses the task's partitions at
+// every consumer that implements system.Pauser and moves on, so the consumer's other
+// partitions keep flowing to their tasks while the slow task's memory stays bounded.
+// The partitions are resumed when the task takes the last waiting batch, so fetching
+// overlaps with processing it. A consumer that cannot pause makes its dispatcher wait
+// for as long as it takes.
 type mailbox struct {
 	limit int
 	// pausers are the task's partitions, grouped by the consumer that reads them, for
@@ -28,6 +33,10 @@ type mailbox struct {
 	ready chan struct{} // capacity 1: there are batches waiting
 	room  chan struct{} // capacity 1: a batch was taken
 }
+
+// pauseAfter is how long a dispatcher waits for a task with a full mailbox before it
+// pauses the task's partitions and moves on.
+const pauseAfter = 50 * time.Millisecond
 
 type pauseGroup struct {
 	p    system.Pauser
@@ -45,22 +54,35 @@ func signal(c chan struct{}) {
 	}
 }
 
-// put adds a batch and reports whether the caller must wait for room (on m.room)
-// before putting more: true when more than limit batches wait and the caller's
-// consumer cannot pause.
-func (m *mailbox) put(b []system.IncomingEnvelope, canPause bool) (full bool) {
+// put adds a batch and reports whether more than limit batches wait now.
+func (m *mailbox) put(b []system.IncomingEnvelope) (full bool) {
 	m.mu.Lock()
 	m.batches = append(m.batches, b)
 	n := len(m.batches) - m.head
-	if n > m.limit && len(m.pausers) > 0 && !m.paused {
+	m.mu.Unlock()
+	signal(m.ready)
+	return n > m.limit
+}
+
+// isPaused reports whether the task's partitions are paused.
+func (m *mailbox) isPaused() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.paused
+}
+
+// pause pauses the task's partitions if more than limit batches still wait and they
+// are not paused yet; it reports whether they are paused now.
+func (m *mailbox) pause() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.paused && len(m.batches)-m.head > m.limit && len(m.pausers) > 0 {
 		m.paused = true
 		for _, g := range m.pausers {
 			g.p.Pause(g.ssps...)
 		}
 	}
-	m.mu.Unlock()
-	signal(m.ready)
-	return n > m.limit && !canPause
+	return m.paused
 }
 
 // waiting returns how many batches wait.
