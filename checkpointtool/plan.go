@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config/properties"
-	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -149,6 +148,20 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 		if plain, ok := plainOffset(off); !ok {
 			problem(e, "offset %q is not written plainly: write %s (a whole number without a sign or leading zeros, as printed)", off, plain)
 			continue
+		}
+		// Offset 0 means "from the beginning", as the seed says. Where retention has
+		// deleted the start of the partition, that is its oldest retained message:
+		// store that, so the job starts there whatever its out-of-range policy.
+		if off == "0" {
+			if below, err := admin.CompareOffsets(off, md.Oldest); err == nil && below < 0 {
+				gap := ""
+				if d, err := admin.Distance(off, md.Oldest); err == nil {
+					gap = fmt.Sprintf("; the %d %s before it %s deleted", d, plural(int(min(d, 2)), "message", "messages"), plural(int(min(d, 2)), "was", "were"))
+				}
+				notes = append(notes, Problem{File: name, Line: e.Line, Key: e.Key,
+					Msg: fmt.Sprintf("offset 0 (from the beginning) is stored as %s, the oldest offset %s still holds%s", md.Oldest, pk.ssp, gap)})
+				off = md.Oldest
+			}
 		}
 
 		// Is it a change? Against the stored offset. A partition without a checkpoint
@@ -336,9 +349,6 @@ func (t *Tool) checkRange(ssp system.SystemStreamPartition, off string) (msg str
 		gap := ""
 		if d, err := admin.Distance(off, md.Oldest); err == nil {
 			gap = fmt.Sprintf(" (%d %s in between %s deleted)", d, plural(int(min(d, 2)), "message", "messages"), plural(int(min(d, 2)), "was", "were"))
-		}
-		if off == "0" && policy == job.ResetOldest {
-			return fmt.Sprintf("offset 0 is before %s, the oldest offset %s still holds%s: the job will start at %s, the oldest message (consumer.auto.offset.reset=oldest)", md.Oldest, ssp, gap, md.Oldest), false
 		}
 		return fmt.Sprintf("offset %s is before %s, the oldest offset %s still holds%s; on start the job would apply consumer.auto.offset.reset=%s", off, md.Oldest, ssp, gap, policy), true
 	case above > 0:
