@@ -345,7 +345,9 @@ func TestTranscripts(t *testing.T) {
 		{name: "replace-corrupt", args: []string{"--new-offsets=FILE", "--replace"}, file: kPV1 + "=1\n" + kCL1 + "=1\n", setup: corrupt("Partition 1")},
 		{name: "merge-corrupt", args: []string{"--new-offsets=FILE"}, file: kPV1 + "=1\n", wantErr: "fail", unchanged: true, setup: corrupt("Partition 1")},
 		{name: "all-zero", args: []string{"--new-offsets=FILE"}, file: allZero},
-		{name: "all-zero-policy-fail", args: []string{"--new-offsets=FILE"}, file: allZero, wantErr: "bad", unchanged: true, setup: func(t *testing.T, f *fixture) {
+		// 0 means "from the beginning" whatever the out-of-range policy: below the log
+		// start it is stored as the oldest retained offset, never left to the policy.
+		{name: "all-zero-policy-fail", args: []string{"--new-offsets=FILE"}, file: allZero, setup: func(t *testing.T, f *fixture) {
 			f.cfg["systems.mem.consumer.auto.offset.reset"] = "fail"
 		}},
 		{name: "validation-errors", args: []string{"--new-offsets=FILE"}, wantErr: "bad", unchanged: true, file: strings.Join([]string{
