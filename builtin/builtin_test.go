@@ -116,13 +116,3 @@ func mustMessages(t *testing.T, s *inmem.Store, stream string) [][]byte {
 	}
 	return out
 }
-
-func Example() {
-	for _, name := range []string{"passthrough", "pageview-counter"} {
-		_, ok := builtin.Tasks()[name]
-		fmt.Println(name, ok)
-	}
-	// Output:
-	// passthrough true
-	// pageview-counter true
-}
