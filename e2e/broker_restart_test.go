@@ -111,3 +111,63 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	}
 	fmt.Fprintf(testOutput{t}, "broker restart: %d runs, %d inputs, %d outputs, 0 lost\n", runs, n, len(values))
 }
+
+// TestBrokerOutageLongerThanDeliveryTimeout stops the broker for longer than the
+// producer's delivery.timeout.ms in the middle of a run, then starts it again: outputs
+// sent meanwhile fail, so the job must stop with an error and must not checkpoint past
+// them (not even in the final commit of its shutdown, which can write once the broker
+// is back). Restarted, it copies everything: nothing is lost.
+func TestBrokerOutageLongerThanDeliveryTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	const n, partitions = 200_000, 4
+	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
+	b := startBroker(t, addr, dir)
+	createTopics(t, addr, partitions, "in", "out")
+	produce(t, addr, "in", partitions, "r", 0, n)
+	cfg := passthroughConfig(t, addr, "outage", "task.commit.ms=100",
+		"systems.kafka.producer.delivery.timeout.ms=1000", "systems.kafka.producer.request.timeout.ms=500")
+
+	job := start(t, "run", "--config-path="+cfg)
+	var before int64
+	for wait := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+		before = endTotal(t, addr, "out")
+	}
+	if before == 0 || before >= n {
+		t.Fatalf("the outage must land mid-run, but %d of %d messages were copied; adjust the pacing", before, n)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("broker exited %d on SIGTERM: %s", code, b.stderr.String())
+	}
+	// Longer than delivery.timeout.ms, shorter than the checkpoint write's retries
+	// (task.checkpoint.write.timeout.ms, 60 s), so a final commit could still write.
+	time.Sleep(3 * time.Second)
+	b = startBroker(t, addr, dir)
+	if code := job.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("the job exited %d after its outputs failed, want 1; stderr:\n%s", code, tail(job.stderr.String(), 30))
+	}
+	log := job.stderr.String()
+	if len(grep(log, "level=ERROR", "flush of outputs")) == 0 {
+		t.Errorf("the job's error does not say that its outputs failed; stderr:\n%s", tail(log, 30))
+	}
+	if len(grep(log, "no final commit for this task")) == 0 {
+		t.Errorf("the first run did not say it skipped the final commit of the tasks whose outputs failed; stderr:\n%s", tail(log, 30))
+	}
+	for _, l := range grep(log, "container failing") {
+		t.Logf("first run: %s", l)
+	}
+
+	job = start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := job.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("the restarted job exited %d; stderr:\n%s", code, tail(job.stderr.String(), 30))
+	}
+	values := readAll(t, addr, "out")
+	distinct, dups, missing := counts(values, "r", n)
+	t.Logf("outputs %d, distinct %d, duplicates %d", len(values), distinct, dups)
+	if len(missing) > 0 {
+		t.Fatalf("%d messages lost after an outage longer than delivery.timeout.ms, e.g. %v", len(missing), missing[:min(5, len(missing))])
+	}
+}
