@@ -2,9 +2,13 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/kafka"
@@ -37,6 +41,65 @@ func (e *toolEnv) printLines(t *testing.T, cfg string) (string, []string) {
 	return r.stdout, lines
 }
 
+// outputs reads the whole output topic and counts each message, by partition and value.
+func (e *toolEnv) outputs(t *testing.T) map[string]int {
+	t.Helper()
+	ends, err := kadm.NewClient(e.client).ListEndOffsets(t.Context(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	start := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			start[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	got := map[string]int{}
+	if len(want) == 0 {
+		return got
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": start}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading the output: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got[fmt.Sprintf("%d/%s", r.Partition, r.Value)]++
+			if r.Offset+1 >= want[r.Partition] {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return got
+}
+
+// wantEach checks that every input message m0.. of each partition (n[p] of them) was
+// output exactly times times.
+func wantEach(t *testing.T, got map[string]int, n map[int32]int, times int) {
+	t.Helper()
+	total := 0
+	for p, k := range n {
+		for i := range k {
+			if c := got[fmt.Sprintf("%d/m%d", p, i)]; c != times {
+				t.Errorf("partition %d message m%d was output %d times, want %d", p, i, c, times)
+			}
+		}
+		total += k
+	}
+	if len(got) != total {
+		t.Errorf("the output holds %d distinct messages, want %d", len(got), total)
+	}
+}
+
 func wantToolLines(t *testing.T, got []string, want ...string) {
 	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -67,19 +130,22 @@ func toolReplayAndSkip(t *testing.T, e *toolEnv) {
 	if n := e.runToEnd(t, e.cfg); n != 16 {
 		t.Fatalf("after setting every offset to 0: %d messages out, want 16 (each processed twice)", n)
 	}
-	_, lines = e.printLines(t, e.cfg)
+	wantEach(t, e.outputs(t), map[int32]int{0: 5, 1: 3}, 2)
+	printed, lines = e.printLines(t, e.cfg)
 	wantToolLines(t, lines, kP0+"=5", kP1+"=3")
 
-	// New messages, then every offset to the end: the new ones are skipped.
+	// New messages, then every offset to the end, by editing the printed file: the new
+	// ones are skipped.
 	e.produce(t, "PageViewEvent", 0, 2, t0.Add(time.Hour))
 	e.produce(t, "PageViewEvent", 1, 4, t0.Add(time.Hour))
-	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=upcoming"); r.code != 0 {
-		t.Fatalf("reset to upcoming: exit %d\n%s", r.code, r.stderr)
+	path = e.writeFile(t, "end.properties", toolSetLine(t, toolSetLine(t, printed, kP0, "7"), kP1, "7"))
+	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--new-offsets="+path); r.code != 0 {
+		t.Fatalf("write the end offsets: exit %d\n%s", r.code, r.stderr)
 	}
 	_, lines = e.printLines(t, e.cfg)
 	wantToolLines(t, lines, kP0+"=7", kP1+"=7")
 	if n := e.runToEnd(t, e.cfg); n != 16 {
-		t.Fatalf("after --reset-to=upcoming: %d messages out, want 16 (nothing processed)", n)
+		t.Fatalf("after setting every offset to the end: %d messages out, want 16 (nothing processed)", n)
 	}
 
 	// Back to the first of the new messages, by time: only they are processed.
@@ -90,6 +156,18 @@ func toolReplayAndSkip(t *testing.T, e *toolEnv) {
 	wantToolLines(t, lines, kP0+"=5", kP1+"=3")
 	if n := e.runToEnd(t, e.cfg); n != 22 {
 		t.Fatalf("after --reset-to=<time of the new messages>: %d messages out, want 22 (the 6 new ones)", n)
+	}
+
+	// More messages, then --reset-to=upcoming: they are skipped.
+	e.produce(t, "PageViewEvent", 0, 1, t0.Add(2*time.Hour))
+	e.produce(t, "PageViewEvent", 1, 1, t0.Add(2*time.Hour))
+	if r := e.sluice(t, t.Context(), "checkpoint-tool", "--config-path="+e.cfg, "--reset-to=upcoming"); r.code != 0 {
+		t.Fatalf("reset to upcoming: exit %d\n%s", r.code, r.stderr)
+	}
+	_, lines = e.printLines(t, e.cfg)
+	wantToolLines(t, lines, kP0+"=8", kP1+"=8")
+	if n := e.runToEnd(t, e.cfg); n != 22 {
+		t.Fatalf("after --reset-to=upcoming: %d messages out, want 22 (nothing processed)", n)
 	}
 }
 
@@ -143,7 +221,7 @@ func TestEndToEndKafkaCheckpoints(t *testing.T) {
 		t.Fatalf("write while running: exit %d, want 1 and a refusal\n%s", r.code, r.stderr)
 	}
 	_, lines := e.printLines(t, e.cfg)
-	wantToolLines(t, lines, kP0+"=7", kP1+"=7")
+	wantToolLines(t, lines, kP0+"=8", kP1+"=8")
 
 	cancel()
 	if r := <-done; r.code != 0 {
