@@ -20,7 +20,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -103,7 +102,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if !ok {
 		p.Add(job.KeyTaskClass, jc.TaskClass, "unknown task; known tasks: %s", strings.Join(slices.Sorted(maps.Keys(opts.Tasks)), ", "))
 	} else if def.Check != nil {
-		p.AddErr(checkTask(jc.TaskClass, def.Check, cfg))
+		p.AddErr(guard(jc.TaskClass, "checking its configuration", func() error { return def.Check(cfg) }))
 	}
 	c := &Container{opts: opts, jc: jc, def: def, systems: map[string]system.System{}, log: opts.Logger}
 	systemsOK := true
@@ -199,24 +198,12 @@ func (e *TaskPanicError) Error() string {
 	return fmt.Sprintf("task %s panicked %s: %v", e.Task, e.Where, e.Value)
 }
 
-// checkTask runs a task's configuration check, turning a panic into an error.
-func checkTask(class string, check task.ConfigCheck, cfg config.Config) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &TaskPanicError{Task: class, Where: "checking its configuration", Value: v, Stack: string(debug.Stack())}
-		}
-	}()
-	return check(cfg)
-}
-
 // newTaskImpl creates a task instance, turning a panic into an error.
 func newTaskImpl(newTask task.Factory, name string, cfg config.Config) (impl task.StreamTask, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &TaskPanicError{Task: name, Where: "in its constructor", Value: v, Stack: string(debug.Stack())}
-		}
-	}()
-	impl, err = newTask(name, cfg)
+	err = guard(name, "in its constructor", func() (err error) {
+		impl, err = newTask(name, cfg)
+		return err
+	})
 	if err == nil && impl == nil {
 		err = errors.New("its constructor returned no task and no error")
 	}

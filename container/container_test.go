@@ -437,14 +437,13 @@ func TestSlowTaskHoldsBufferedMessagesBounded(t *testing.T) {
 	}
 }
 
-func TestSlowTaskDoesNotStallItsNeighbours(t *testing.T) {
-	// Partition 0's task is stuck; partition 1's task must still get every one of
-	// its 20,000 messages (about 40 polls), while partition 0's buffer stays bounded:
-	// the consumer pauses partition 0 instead of waiting for its task.
-	e := newEnv(t)
+// stuckPartition0 runs a container over 2 partitions of 20,000 messages each whose
+// task for partition 0 is stuck until the run ends; while it runs, observe is called
+// (after the container started) and its result returned once the container stopped.
+func stuckPartition0[T any](t *testing.T, e *env, s *seen, observe func() T) T {
+	t.Helper()
 	e.stream("in", 2, 20000)
 	release := make(chan struct{})
-	s := &seen{}
 	e.tasks["test"] = copyTo("", s, func(env system.IncomingEnvelope, _ task.Coordinator) error {
 		if env.SSP.Partition == 0 {
 			<-release
@@ -458,18 +457,30 @@ func TestSlowTaskDoesNotStallItsNeighbours(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	go func() { errc <- c.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.total() < 20000 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	done := s.total()
-	rc := e.systems["mem"].cons.Load()
-	polled, pauses := rc.polledCount(), rc.pauseCount()
+	got := observe()
 	cancel()
 	close(release)
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+func TestSlowTaskDoesNotStallItsNeighbours(t *testing.T) {
+	// Partition 0's task is stuck; partition 1's task must still get every one of
+	// its 20,000 messages (about 40 polls), while partition 0's buffer stays bounded:
+	// the consumer pauses partition 0 instead of waiting for its task.
+	e := newEnv(t)
+	s := &seen{}
+	got := stuckPartition0(t, e, s, func() [3]int {
+		deadline := time.Now().Add(10 * time.Second)
+		for s.total() < 20000 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		rc := e.systems["mem"].cons.Load()
+		return [3]int{s.total(), rc.polledCount(), rc.pauseCount()}
+	})
+	done, polled, pauses := got[0], got[1], got[2]
 	if done < 20000 {
 		t.Fatalf("partition 1's task processed %d of its 20,000 messages while partition 0's task was stuck", done)
 	}
@@ -488,28 +499,10 @@ func TestSlowTaskWithoutPauseHoldsTheConsumer(t *testing.T) {
 	// at the price of its neighbours.
 	e := newEnv(t)
 	e.noPause = true
-	e.stream("in", 2, 20000)
-	release := make(chan struct{})
-	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
-		if env.SSP.Partition == 0 {
-			<-release
-		}
-		return nil
+	polled := stuckPartition0(t, e, nil, func() int {
+		time.Sleep(300 * time.Millisecond)
+		return e.systems["mem"].cons.Load().polledCount()
 	})
-	c, err := e.container(baseConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() { errc <- c.Run(ctx) }()
-	time.Sleep(300 * time.Millisecond)
-	polled := e.systems["mem"].cons.Load().polledCount()
-	cancel()
-	close(release)
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
 	// Each poll of up to 512 messages carries partition 0 about every other time; the
 	// dispatcher waits once two of its batches are queued behind the stuck one. 24
 	// polls leave a one-in-50,000 chance of a false failure.

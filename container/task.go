@@ -54,10 +54,16 @@ type taskInstance struct {
 }
 
 // guard runs fn, turning a panic into a *TaskPanicError.
-func (t *taskInstance) guard(where string, fn func() error) (err error) {
+func (t *taskInstance) guard(where string, fn func() error) error {
+	return guard(t.name, where, fn)
+}
+
+// guard runs fn, turning a panic into a *TaskPanicError of task (a task name, or the
+// task class before there is an instance).
+func guard(task, where string, fn func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &TaskPanicError{Task: t.name, Where: where, Value: v, Stack: string(debug.Stack())}
+			err = &TaskPanicError{Task: task, Where: where, Value: v, Stack: string(debug.Stack())}
 		}
 	}()
 	return fn()
