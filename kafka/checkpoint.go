@@ -382,15 +382,22 @@ func (m *CheckpointManager) startedLocked() error {
 	return nil
 }
 
+// startedClient returns the manager's client, or an error when it is not started.
+func (m *CheckpointManager) startedClient() (*kgo.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.startedLocked(); err != nil {
+		return nil, err
+	}
+	return m.cl, nil
+}
+
 // Write stores cp as task's latest checkpoint: one record, produced with acks=all
 // and waited for. Failures are retried with capped exponential backoff for up to
 // task.checkpoint.write.timeout.ms; then Write returns an error wrapping
 // checkpoint.ErrRetriesExhausted and the last failure.
 func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoint.Checkpoint) error {
-	m.mu.Lock()
-	err := m.startedLocked()
-	cl := m.cl
-	m.mu.Unlock()
+	cl, err := m.startedClient()
 	if err != nil {
 		return err
 	}
@@ -414,10 +421,7 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 // and no value), with the same acknowledgement and retries as Write. Readers then find
 // no checkpoint of task, and compaction eventually removes its records.
 func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
-	m.mu.Lock()
-	err := m.startedLocked()
-	cl := m.cl
-	m.mu.Unlock()
+	cl, err := m.startedClient()
 	if err != nil {
 		return err
 	}

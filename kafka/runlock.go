@@ -64,20 +64,10 @@ func (m *CheckpointManager) RunLockGroup() string {
 // Call it after Start (the group subscribes to the checkpoint topic). Close the
 // returned value to leave the group.
 func (m *CheckpointManager) AcquireRunLock(ctx context.Context) (io.Closer, error) {
-	if err := ctx.Err(); err != nil {
+	l, others, err := m.joinAndList(ctx, runLockClientPrefix)
+	if l == nil {
 		return nil, err
 	}
-	adm, done, err := m.admin()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	id := runLockClientPrefix + memberNonce()
-	l, err := m.joinRunLockGroup(id)
-	if err != nil {
-		return nil, err
-	}
-	others, err := m.waitListed(ctx, adm, l, id)
 	switch {
 	case ctx.Err() != nil:
 		l.Close()
@@ -93,12 +83,9 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context) (io.Closer, erro
 				m.job, m.jobID, m.RunLockGroup(), RunLockSessionTimeout, checkpoint.ErrRewriting)
 		}
 	}
-	m.mu.Lock()
-	err = m.refreshLocked(ctx)
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.refreshSinceStart(ctx); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("checkpoint: reading the checkpoints written since start: %w", err)
+		return nil, err
 	}
 	return l, nil
 }
@@ -113,20 +100,10 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context) (io.Closer, erro
 // Start, so that Read answers with the checkpoints stored when the lock was taken
 // (a container may have committed before it stopped).
 func (m *CheckpointManager) LockForRewrite(ctx context.Context) (io.Closer, error) {
-	if err := ctx.Err(); err != nil {
+	l, others, err := m.joinAndList(ctx, rewriteClientPrefix)
+	if l == nil {
 		return nil, err
 	}
-	adm, done, err := m.admin()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	id := rewriteClientPrefix + memberNonce()
-	l, err := m.joinRunLockGroup(id)
-	if err != nil {
-		return nil, err
-	}
-	others, err := m.waitListed(ctx, adm, l, id)
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("checkpoint: cannot tell whether job %q (id %s) is running: joining consumer group %s: %w", m.job, m.jobID, m.RunLockGroup(), err)
@@ -135,16 +112,46 @@ func (m *CheckpointManager) LockForRewrite(ctx context.Context) (io.Closer, erro
 		l.Close()
 		return nil, err
 	}
-	m.mu.Lock()
-	if m.state == stateStarted {
-		err = m.refreshLocked(ctx)
-	}
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.refreshSinceStart(ctx); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("checkpoint: reading the checkpoints written since start: %w", err)
+		return nil, err
 	}
 	return l, nil
+}
+
+// joinAndList joins the run-lock group with a client ID starting with prefix and
+// waits until the coordinator lists the member (see waitListed). l is nil when the
+// join could not even start (err says why); otherwise err is waitListed's, and others
+// the group's other members.
+func (m *CheckpointManager) joinAndList(ctx context.Context, prefix string) (l *runLock, others []kadm.DescribedGroupMember, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	adm, done, err := m.admin()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	id := prefix + memberNonce()
+	if l, err = m.joinRunLockGroup(id); err != nil {
+		return nil, nil, err
+	}
+	others, err = m.waitListed(ctx, adm, l, id)
+	return l, others, err
+}
+
+// refreshSinceStart reads, on a started manager, the checkpoint records written since
+// Start, so that Read answers with the checkpoints stored now.
+func (m *CheckpointManager) refreshSinceStart(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != stateStarted {
+		return nil
+	}
+	if err := m.refreshLocked(ctx); err != nil {
+		return fmt.Errorf("checkpoint: reading the checkpoints written since start: %w", err)
+	}
+	return nil
 }
 
 // joinRunLockGroup starts a client that joins the run-lock group as clientID, in the
