@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -145,19 +146,8 @@ func (b *bencher) slowRun(ctx context.Context, raw bool, delay time.Duration, pr
 	}
 	time.Sleep(500 * time.Millisecond) // let the consumers start
 
-	stopFeed := make(chan struct{})
-	feedErr := make(chan error, 1)
-	go func() {
-		_, err := b.pace(ctx, stopFeed, in, o.Partitions, o.MemoryRate, o.MessageBytes)
-		feedErr <- err
-	}()
-	feeding := true
-	defer func() {
-		if feeding {
-			close(stopFeed)
-			<-feedErr
-		}
-	}()
+	feed := b.feed(ctx, in, o.Partitions, o.MemoryRate, o.MessageBytes)
+	defer feed.stopFeed()
 
 	samples := make([]memSample, len(marks))
 	var processed int64
@@ -169,9 +159,11 @@ func (b *bencher) slowRun(ctx context.Context, raw bool, delay time.Duration, pr
 		case <-tk.C:
 		case <-p.done:
 			return nil, fmt.Errorf("the slow %s job exited (%w); its log: %s\n%s", name, p.exitErr(), p.stderr.path, p.stderr.tail())
-		case err := <-feedErr:
-			feeding = false
-			return nil, fmt.Errorf("feeding the input: %w", err)
+		case <-feed.done:
+			if err := feed.stopFeed(); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("feeding the input stopped early")
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -200,10 +192,8 @@ func (b *bencher) slowRun(ctx context.Context, raw bool, delay time.Duration, pr
 		}
 	}
 	p.kill()
-	close(stopFeed)
-	feeding = false
-	if err := <-feedErr; err != nil {
-		return nil, fmt.Errorf("feeding the input: %w", err)
+	if err := feed.stopFeed(); err != nil {
+		return nil, err
 	}
 	if processed == 0 {
 		return nil, fmt.Errorf("the slow %s job processed nothing; its log: %s", name, p.stderr.path)

@@ -82,19 +82,8 @@ func (b *bencher) recovery(ctx context.Context) ([]Row, error) {
 		return nil, err
 	}
 	defer stopWatch()
-	stopFeed := make(chan struct{})
-	feedErr := make(chan error, 1)
-	go func() {
-		_, err := b.pace(ctx, stopFeed, in, o.RecoveryPartitions, o.RecoveryRate, o.MessageBytes)
-		feedErr <- err
-	}()
-	feeding := true
-	defer func() {
-		if feeding {
-			close(stopFeed)
-			<-feedErr
-		}
-	}()
+	feed := b.feed(ctx, in, o.RecoveryPartitions, o.RecoveryRate, o.MessageBytes)
+	defer feed.stopFeed()
 	b.logf("recovery: %d partitions fed %s msg/s; passthrough with commits every 1 s; %d SIGKILL restarts", o.RecoveryPartitions, group(int64(o.RecoveryRate)), o.RecoveryRestarts)
 
 	run := func() (*proc, error) {
@@ -149,10 +138,8 @@ func (b *bencher) recovery(ctx context.Context) ([]Row, error) {
 		b.logf("  restart %d/%d: first new output record %s after exec (processed %s after exec)", i+1, o.RecoveryRestarts, fmtDuration(d), fmtDuration(sent))
 	}
 	p.kill()
-	close(stopFeed)
-	feeding = false
-	if err := <-feedErr; err != nil {
-		return nil, fmt.Errorf("feeding the input: %w", err)
+	if err := feed.stopFeed(); err != nil {
+		return nil, err
 	}
 	if err := b.deleteTopics(ctx, in, out, checkpointTopic(job)); err != nil {
 		return nil, err

@@ -124,6 +124,33 @@ func (p *payloads) value() []byte {
 // pace produces to topic at rate messages per second, round-robin over
 // partitions, until ctx is done or stop is closed; it returns how many it
 // produced and the first produce error.
+// feeder writes to a topic at a steady rate in the background (see pace).
+type feeder struct {
+	stop chan struct{}
+	done chan struct{} // closed when pace returned; err is set then
+	err  error
+	once sync.Once
+}
+
+// feed starts pace in the background. Call stopFeed to end it.
+func (b *bencher) feed(ctx context.Context, topic string, partitions, rate, size int) *feeder {
+	f := &feeder{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		if _, err := b.pace(ctx, f.stop, topic, partitions, rate, size); err != nil {
+			f.err = fmt.Errorf("feeding the input: %w", err)
+		}
+	}()
+	return f
+}
+
+// stopFeed ends the feed and returns how it went; it may be called more than once.
+func (f *feeder) stopFeed() error {
+	f.once.Do(func() { close(f.stop) })
+	<-f.done
+	return f.err
+}
+
 func (b *bencher) pace(ctx context.Context, stop <-chan struct{}, topic string, partitions, rate, size int) (int64, error) {
 	values := newPayloads(size)
 	var sink errorSink
