@@ -40,6 +40,38 @@ func startBroker(t *testing.T, addr, dir string) *proc {
 	return nil
 }
 
+// outageMidRun runs a passthrough job (named job, with extra config) over n messages
+// in 4 partitions on a fresh `sluice broker`; once the job's first outputs appear it
+// stops the broker with SIGTERM, waits for outage, and starts it again on the same
+// data directory. It returns the running job, its config file and the broker's address.
+func outageMidRun(t *testing.T, n int, outage time.Duration, job string, extra ...string) (*proc, string, string) {
+	t.Helper()
+	const partitions = 4
+	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
+	b := startBroker(t, addr, dir)
+	createTopics(t, addr, partitions, "in", "out")
+	produce(t, addr, "in", partitions, "r", 0, n)
+	cfg := passthroughConfig(t, addr, job, extra...)
+
+	p := start(t, "run", "--config-path="+cfg)
+	var before int64
+	for wait := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+		before = endTotal(t, addr, "out")
+	}
+	if before == 0 || before >= int64(n) {
+		t.Fatalf("the broker outage must land mid-run, but %d of %d messages were copied; adjust the pacing", before, n)
+	}
+	t.Logf("stopping the broker for %v with %d of %d messages copied", outage, before, n)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("broker exited %d on SIGTERM: %s", code, b.stderr.String())
+	}
+	time.Sleep(outage)
+	startBroker(t, addr, dir)
+	return p, cfg, addr
+}
+
 // TestBrokerRestartLosesNothing stops and restarts `sluice broker` (same data directory)
 // in the middle of a run. The job either rides it out or stops with an error; restarted
 // as needed, every message reaches the output.
@@ -47,29 +79,8 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode")
 	}
-	const n, partitions = 200_000, 4
-	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
-	b := startBroker(t, addr, dir)
-	createTopics(t, addr, partitions, "in", "out")
-	produce(t, addr, "in", partitions, "r", 0, n)
-	cfg := passthroughConfig(t, addr, "restart", "task.commit.ms=100")
-
-	job := start(t, "run", "--config-path="+cfg)
-	var before int64
-	for wait := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(wait); {
-		time.Sleep(20 * time.Millisecond)
-		before = endTotal(t, addr, "out")
-	}
-	if before == 0 || before >= n {
-		t.Fatalf("the broker restart must land mid-run, but %d of %d messages were copied; adjust the pacing", before, n)
-	}
-	t.Logf("stopping the broker with %d of %d messages copied", before, n)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if code := b.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("broker exited %d on SIGTERM: %s", code, b.stderr.String())
-	}
-	time.Sleep(500 * time.Millisecond)
-	b = startBroker(t, addr, dir)
+	const n = 200_000
+	job, cfg, addr := outageMidRun(t, n, 500*time.Millisecond, "restart", "task.commit.ms=100")
 
 	runs, rodeOut := 1, false
 	deadline := time.Now().Add(90 * time.Second)
@@ -121,31 +132,11 @@ func TestBrokerOutageLongerThanDeliveryTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode")
 	}
-	const n, partitions = 200_000, 4
-	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
-	b := startBroker(t, addr, dir)
-	createTopics(t, addr, partitions, "in", "out")
-	produce(t, addr, "in", partitions, "r", 0, n)
-	cfg := passthroughConfig(t, addr, "outage", "task.commit.ms=100",
-		"systems.kafka.producer.delivery.timeout.ms=1000", "systems.kafka.producer.request.timeout.ms=500")
-
-	job := start(t, "run", "--config-path="+cfg)
-	var before int64
-	for wait := time.Now().Add(30 * time.Second); before == 0 && time.Now().Before(wait); {
-		time.Sleep(20 * time.Millisecond)
-		before = endTotal(t, addr, "out")
-	}
-	if before == 0 || before >= n {
-		t.Fatalf("the outage must land mid-run, but %d of %d messages were copied; adjust the pacing", before, n)
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	if code := b.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("broker exited %d on SIGTERM: %s", code, b.stderr.String())
-	}
+	const n = 200_000
 	// Longer than delivery.timeout.ms, shorter than the checkpoint write's retries
 	// (task.checkpoint.write.timeout.ms, 60 s), so a final commit could still write.
-	time.Sleep(3 * time.Second)
-	b = startBroker(t, addr, dir)
+	job, cfg, addr := outageMidRun(t, n, 3*time.Second, "outage", "task.commit.ms=100",
+		"systems.kafka.producer.delivery.timeout.ms=1000", "systems.kafka.producer.request.timeout.ms=500")
 	if code := job.wait(t, 60*time.Second); code != 1 {
 		t.Fatalf("the job exited %d after its outputs failed, want 1; stderr:\n%s", code, tail(job.stderr.String(), 30))
 	}
