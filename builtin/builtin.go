@@ -58,8 +58,8 @@ func output(cfg config.Config, key string) (system.SystemStream, error) {
 	return ss, nil
 }
 
-// Passthrough sends every message, key and value unchanged, to the same partition
-// number of its output stream.
+// Passthrough sends every message unchanged (key, value, headers and timestamp) to
+// the same partition number of its output stream.
 type Passthrough struct {
 	out system.SystemStream
 }
@@ -74,7 +74,8 @@ func newPassthrough(_ string, cfg config.Config) (task.StreamTask, error) {
 
 // Process implements task.StreamTask.
 func (p *Passthrough) Process(ctx context.Context, env system.IncomingEnvelope, out task.Collector, _ task.Coordinator) error {
-	return out.Send(ctx, system.OutgoingEnvelope{Stream: p.out, Partition: env.SSP.Partition, Key: env.Key, Message: env.Message})
+	return out.Send(ctx, system.OutgoingEnvelope{Stream: p.out, Partition: env.SSP.Partition,
+		Key: env.Key, Message: env.Message, Headers: env.Headers, Timestamp: env.Timestamp})
 }
 
 // PageView is the event pageview-counter reads.

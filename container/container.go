@@ -236,9 +236,16 @@ func assign(partitions []int32, count, id int) []int32 {
 // shut down, --exit-when-caught-up is satisfied, or something fails. It returns nil
 // after a clean stop.
 func (c *Container) Run(ctx context.Context) (err error) {
-	r := &run{c: c, log: c.log, events: make(chan event, 64), stop: make(chan struct{})}
+	r := &run{c: c, log: c.log, events: make(chan event, 64), failures: make(chan error, 1), stop: make(chan struct{})}
 	defer func() { err = errors.Join(err, r.close()) }()
-	return r.run(ctx)
+	err = r.run(ctx)
+	if err != nil && !r.looping && ctx.Err() != nil {
+		// A signal during start-up is a clean stop: nothing was processed, and
+		// nothing was checkpointed.
+		r.log.Info("container stopped during start-up by a signal; nothing was processed or checkpointed", "interrupted", err)
+		return nil
+	}
+	return err
 }
 
 type eventKind int
@@ -265,8 +272,10 @@ type run struct {
 	meta      map[system.SystemStreamPartition]system.PartitionMetadata
 	runLock   io.Closer
 	cpmOpen   bool
+	looping   bool // the control loop was entered: start-up is over
 
 	events   chan event
+	failures chan error // capacity 1: the first asynchronous failure (see fail)
 	stop     chan struct{}
 	stopOnce sync.Once
 	stopping atomic.Bool
@@ -351,6 +360,11 @@ func (r *run) run(ctx context.Context) error {
 	if err := r.startConsumers(ctx); err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		r.log.Info("container stopped during start-up by a signal; nothing was processed or checkpointed")
+		return nil
+	}
+	r.looping = true
 	return r.loop(ctx)
 }
 
@@ -455,6 +469,16 @@ func (r *run) requestStop() {
 	})
 }
 
+// fail reports a failure noticed outside the task and dispatcher goroutines (a
+// producer's delivery callback) to the control loop without blocking; the first one
+// stops the container.
+func (r *run) fail(err error) {
+	select {
+	case r.failures <- err:
+	default:
+	}
+}
+
 // post delivers an event to the control loop unless the container is stopping.
 func (r *run) post(e event) {
 	select {
@@ -519,6 +543,8 @@ func (r *run) loop(ctx context.Context) error {
 			reason = "signal"
 		case err := <-errCh:
 			failure = err
+		case err := <-r.failures:
+			failure = err
 		case e := <-r.events:
 			switch e.kind {
 			case evCommitAll:
@@ -564,7 +590,7 @@ func (r *run) loop(ctx context.Context) error {
 		var cwg sync.WaitGroup
 		errs := make([]error, len(r.tasks))
 		for i, t := range r.tasks {
-			if t.commitFailed {
+			if t.commitFailed || t.outputLost.Load() {
 				// Its outputs may not all have been delivered: checkpointing it now
 				// could cover lost messages. It restarts from its last checkpoint.
 				t.log.Warn("no final commit for this task: an earlier commit of it failed, so it restarts from its last checkpoint")

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/checkpoint"
@@ -38,6 +39,9 @@ type taskInstance struct {
 	// lost, so this task is never checkpointed again in this run (not even by the
 	// final commit of the shutdown that follows).
 	commitFailed bool
+	// outputLost is set, from a producer's goroutine, when a delivery of this task
+	// failed (system.FailureNotifier): the task is never checkpointed again.
+	outputLost atomic.Bool
 
 	// caught-up tracking for --exit-when-caught-up
 	ends     map[system.SystemStreamPartition]string
@@ -261,6 +265,10 @@ func (t *taskInstance) commit(ctx context.Context, why string) error {
 	if t.commitFailed {
 		return fmt.Errorf("commit of task %s: refused, an earlier commit of this task failed in this run", t.name)
 	}
+	if t.outputLost.Load() {
+		t.commitFailed = true
+		return fmt.Errorf("commit of task %s: refused, a message it sent could not be delivered", t.name)
+	}
 	c.stats.commits.Add(1)
 	offsets, err := t.snapshot() // (1) before anything is flushed
 	if err != nil {
@@ -361,10 +369,21 @@ func (t *taskInstance) Send(ctx context.Context, env system.OutgoingEnvelope) er
 			t.producers = map[string]system.Producer{}
 		}
 		t.producers[env.Stream.System] = p
+		if n, ok := p.(system.FailureNotifier); ok {
+			n.NotifyFailure(t.deliveryFailed)
+		}
 	}
 	t.lastSystem, t.lastProducer = env.Stream.System, p
 	t.dirty = true
 	return p.Send(ctx, env)
+}
+
+// deliveryFailed is called by a producer, on its own goroutine, when a message of
+// this task could not be delivered: the task must not be checkpointed again, and the
+// container fails now rather than at the task's next commit.
+func (t *taskInstance) deliveryFailed(err error) {
+	t.outputLost.Store(true)
+	t.r.fail(fmt.Errorf("task %s: an output could not be delivered, so the job stops and nothing after its last checkpoint is checkpointed: %w", t.name, err))
 }
 
 // Commit implements task.Coordinator.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // kcat returns the path of kcat, skipping the test when it is missing outside CI.
@@ -60,5 +63,47 @@ func TestKcatInterop(t *testing.T) {
 	slices.Sort(input)
 	if !slices.Equal(got, input) {
 		t.Errorf("kcat read back %d lines, want %d; first got %q, first want %q", len(got), len(input), got[:min(3, len(got))], input[:3])
+	}
+}
+
+// TestKcatHeadersAndTimestampsPassThrough: passthrough keeps each record whole. kcat
+// writes records with headers, a franz-go client writes records with week-old
+// timestamps (which must not count against delivery.timeout.ms), and kcat reads the
+// output back with the same headers and timestamps.
+func TestKcatHeadersAndTimestampsPassThrough(t *testing.T) {
+	bin := kcat(t)
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 1, "in", "out")
+	cmd := exec.Command(bin, "-P", "-b", seeds, "-t", "in", "-p", "0", "-K:", "-H", "trace=abc", "-H", "origin=kcat")
+	cmd.Stdin = strings.NewReader("k1:v1\nk2:v2\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+	old := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Millisecond)
+	cl := client(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "in", Key: []byte("k3"), Value: []byte("v3"), Timestamp: old}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(topic string) []string {
+		out, err := exec.Command(bin, "-C", "-b", seeds, "-t", topic, "-o", "beginning", "-e", "-q", "-f", `%k %s [%h] %T\n`).Output()
+		if err != nil {
+			t.Fatalf("kcat consume %s: %v", topic, err)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	in := read("in")
+	if len(in) != 3 || !strings.Contains(in[0], "[trace=abc,origin=kcat]") || !strings.HasSuffix(in[2], fmt.Sprint(old.UnixMilli())) {
+		t.Fatalf("input as kcat reads it: %q", in)
+	}
+
+	cfg := passthroughConfig(t, seeds, "kcat-headers", "systems.kafka.producer.delivery.timeout.ms=2000")
+	p := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("sluice run exited %d:\n%s", code, tail(p.stderr.String(), 30))
+	}
+	if out := read("out"); !slices.Equal(out, in) {
+		t.Errorf("output (key value [headers] timestamp):\n%q\nwant the input unchanged:\n%q", out, in)
 	}
 }

@@ -737,12 +737,30 @@ func (s *settings) consumerOpts(l *kgoLogger) []kgo.Opt {
 	return opts
 }
 
+// maxProducerBatchBytes is the largest batch the producer sends: batch.size when set,
+// else max.request.size, else franz-go's default (Kafka's max.message.bytes default).
+func (s *settings) maxProducerBatchBytes() int32 {
+	switch {
+	case s.batchBytes > 0:
+		return s.batchBytes
+	case s.maxRequestBytes > 0:
+		return s.maxRequestBytes
+	}
+	return defaultMaxBatchBytes
+}
+
+// defaultMaxBatchBytes is franz-go's default ProducerBatchMaxBytes.
+const defaultMaxBatchBytes = 1000012
+
 // producerOpts are the kgo options of the system's shared producer client.
 func (s *settings) producerOpts(l *kgoLogger) []kgo.Opt {
 	opts := append(s.producer.opts(l),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(envelopePartitioner{}),
-		kgo.RecordDeliveryTimeout(s.deliveryTimeout),
+		// No kgo.RecordDeliveryTimeout: franz-go measures it from each record's
+		// timestamp, and records keep the timestamps of the messages they copy,
+		// which may be days old. Producer.Send bounds delivery with the record's
+		// context instead (see deliveryDeadlines).
 	)
 	if s.hasLinger {
 		opts = append(opts, kgo.ProducerLinger(s.linger))

@@ -155,20 +155,29 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 	}
 }
 
-// envelopes converts fetches, allocating the slice and one string holding every
-// offset (each envelope's Offset is a slice of it), and nothing per message.
+// envelopes converts fetches, allocating the slice, one string holding every offset
+// (each envelope's Offset is a slice of it) and one slice holding every header, and
+// nothing per message.
 func (c *Consumer) envelopes(fetches kgo.Fetches) []system.IncomingEnvelope {
 	// Offsets rise within a partition, so the last one has the most digits: an
 	// upper bound that is exact unless a batch crosses a power of ten.
-	n, digits := 0, 0
+	n, digits, headers := 0, 0, 0
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) > 0 {
 			n += len(p.Records)
 			digits += len(p.Records) * decimalLen(p.Records[len(p.Records)-1].Offset)
+			for _, r := range p.Records {
+				headers += len(r.Headers)
+			}
 		}
 	})
 	if n == 0 {
 		return nil
+	}
+	// Every envelope's headers are a slice of one allocation.
+	var hdrs []system.Header
+	if headers > 0 {
+		hdrs = make([]system.Header, 0, headers)
 	}
 	var b strings.Builder
 	b.Grow(digits)
@@ -194,6 +203,13 @@ func (c *Consumer) envelopes(fetches kgo.Fetches) []system.IncomingEnvelope {
 			e.Key = r.Key
 			e.Message = r.Value
 			e.Timestamp = r.Timestamp
+			if len(r.Headers) > 0 {
+				from := len(hdrs)
+				for _, h := range r.Headers {
+					hdrs = append(hdrs, system.Header{Key: h.Key, Value: h.Value})
+				}
+				e.Headers = hdrs[from:len(hdrs):len(hdrs)]
+			}
 			i, at = i+1, end
 		}
 		c.next[topicPartition{p.Topic, p.Partition}] = p.Records[len(p.Records)-1].Offset + 1

@@ -2,11 +2,13 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/system"
@@ -34,12 +36,16 @@ type Producer struct {
 	waiting  atomic.Bool
 	closed   atomic.Bool
 
-	mu       sync.Mutex
-	wake     chan struct{} // closed when inflight reaches zero while waiting
-	firstErr error
+	mu        sync.Mutex
+	wake      chan struct{} // closed when inflight reaches zero while waiting
+	firstErr  error
+	onFailure func(error) // see NotifyFailure
 }
 
-var _ system.Producer = (*Producer)(nil)
+var (
+	_ system.Producer        = (*Producer)(nil)
+	_ system.FailureNotifier = (*Producer)(nil)
+)
 
 // byKey marks a record whose partition the partitioner chooses from its key.
 const byKey = -1
@@ -60,9 +66,27 @@ func (p *Producer) Send(ctx context.Context, env system.OutgoingEnvelope) error 
 	case !env.PartitionByKey && env.Partition < 0:
 		return fmt.Errorf("kafka system %q: cannot send to %s partition %d", p.s.name, env.Stream, env.Partition)
 	}
-	r := &kgo.Record{Topic: env.Stream.Stream, Key: env.Key, Value: env.Message, Partition: env.Partition}
+	r := &kgo.Record{Topic: env.Stream.Stream, Key: env.Key, Value: env.Message, Partition: env.Partition, Timestamp: env.Timestamp}
+	if len(env.Headers) > 0 {
+		r.Headers = make([]kgo.RecordHeader, len(env.Headers))
+		for i, h := range env.Headers {
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
 	if env.PartitionByKey {
 		r.Partition = byKey
+	}
+	if ctx.Done() == nil {
+		// The usual case (the container's task context cannot be cancelled): one
+		// shared context per moment bounds delivery as delivery.timeout.ms says.
+		ctx = p.s.deadlines.current()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.s.set.deliveryTimeout)
+		r.Context = ctx // kept for the cancel below, once the promise has run
+		p.inflight.Add(1)
+		p.cl.Produce(ctx, r, func(r *kgo.Record, err error) { cancel(); p.promise(r, err) })
+		return nil
 	}
 	p.inflight.Add(1)
 	p.cl.Produce(ctx, r, p.promise)
@@ -79,10 +103,16 @@ func newProducer(s *System) *Producer {
 func (p *Producer) onDelivery(r *kgo.Record, err error) {
 	if err != nil {
 		p.mu.Lock()
+		var notify func(error)
 		if p.firstErr == nil {
-			p.firstErr = fmt.Errorf("kafka system %q: producing to topic %q partition %d: %w", p.s.name, r.Topic, r.Partition, err)
+			p.firstErr = p.deliveryError(r, err)
+			notify = p.onFailure
 		}
+		first := p.firstErr
 		p.mu.Unlock()
+		if notify != nil {
+			notify(first)
+		}
 	}
 	if p.inflight.Add(-1) == 0 && p.waiting.Load() {
 		p.mu.Lock()
@@ -93,6 +123,43 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 		p.waiting.Store(false)
 		p.mu.Unlock()
 	}
+}
+
+// NotifyFailure implements system.FailureNotifier: fn is called once, on a franz-go
+// goroutine, with the first delivery failure of this producer (at once if one
+// happened already). It must not block.
+func (p *Producer) NotifyFailure(fn func(error)) {
+	p.mu.Lock()
+	p.onFailure = fn
+	first := p.firstErr
+	p.mu.Unlock()
+	if first != nil && fn != nil {
+		fn(first)
+	}
+}
+
+// deliveryError says in a user's words why r could not be delivered, and which
+// setting or topic to look at, wrapping the client's error.
+func (p *Producer) deliveryError(r *kgo.Record, err error) error {
+	name := p.s.name
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge):
+		return fmt.Errorf("kafka system %q: a message of %d bytes (key and value) to topic %q is too large: the producer sends batches of at most %d bytes "+
+			"(systems.%s.producer.max.request.size, or batch.size when set) and the broker refuses messages over the topic's max.message.bytes; raise whichever is smaller: %w",
+			name, len(r.Key)+len(r.Value), r.Topic, p.s.set.maxProducerBatchBytes(), name, err)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return fmt.Errorf("kafka system %q: output topic %q does not exist (create it, e.g. with sluice topic create, or let the broker auto-create topics): %w", name, r.Topic, err)
+	}
+	var pick, available int
+	if _, serr := fmt.Sscanf(err.Error(), "invalid record partitioning choice of %d from %d available", &pick, &available); serr == nil {
+		parts := fmt.Sprintf("%d partitions (0..%d)", available, available-1)
+		if available == 1 {
+			parts = "1 partition (0)"
+		}
+		return fmt.Errorf("kafka system %q: the task sent a message to partition %d of topic %q, which has %s; "+
+			"give the output at least as many partitions as the task uses, or send by key: %w", name, pick, r.Topic, parts, err)
+	}
+	return fmt.Errorf("kafka system %q: producing to topic %q partition %d: %w", name, r.Topic, r.Partition, err)
 }
 
 // Flush waits until every message this producer sent is acknowledged by all in-sync
@@ -179,4 +246,45 @@ func (t *envelopeTopicPartitioner) Partition(r *kgo.Record, n int) int {
 	}
 	t.rr = (t.rr + 1) % n
 	return t.rr
+}
+
+// deliveryDeadlines hands out contexts that bound how long a produced record may wait
+// for its acknowledgement: delivery.timeout.ms from the moment it is sent, give or
+// take one slot. franz-go fails a record whose context is done the way it fails one
+// past kgo.RecordDeliveryTimeout (only where that is safe for idempotence), but
+// measures the latter from the record's timestamp, which Sluice keeps from the input.
+// One context serves every record sent within a slot, so Send creates no timer per
+// message. A context's deadline releases it; close releases the newest early.
+type deliveryDeadlines struct {
+	timeout, slot time.Duration
+
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	until  time.Time // when ctx stops being handed out
+}
+
+func newDeliveryDeadlines(timeout time.Duration) *deliveryDeadlines {
+	return &deliveryDeadlines{timeout: timeout, slot: max(timeout/16, time.Millisecond)}
+}
+
+// current returns a context whose deadline is between timeout and timeout+slot away.
+func (d *deliveryDeadlines) current() context.Context {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx == nil || !now.Before(d.until) {
+		d.until = now.Add(d.slot)
+		d.ctx, d.cancel = context.WithDeadline(context.Background(), d.until.Add(d.timeout))
+	}
+	return d.ctx
+}
+
+// close releases the newest context; the system's clients are closed by then.
+func (d *deliveryDeadlines) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
+	}
 }

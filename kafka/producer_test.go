@@ -287,7 +287,7 @@ func TestProducerMissingTopicFailsAtFlush(t *testing.T) {
 	if err := p.Send(ctx, system.OutgoingEnvelope{Stream: system.SystemStream{System: "kafka", Stream: "present"}, Partition: 5, Message: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Flush(ctx); err == nil || !strings.Contains(err.Error(), `"present" partition 5`) {
+	if err := p.Flush(ctx); err == nil || !strings.Contains(err.Error(), `partition 5 of topic "present", which has 1 partition (0)`) {
 		t.Fatalf("Flush = %v, want an error naming present partition 5", err)
 	}
 }

@@ -29,7 +29,8 @@ type System struct {
 	log  *slog.Logger
 	klog *kgoLogger
 
-	doneCtx context.Context // already cancelled; see Producer.Flush
+	doneCtx   context.Context // already cancelled; see Producer.Flush
+	deadlines *deliveryDeadlines
 
 	mu      sync.Mutex
 	state   int // stateNew, stateStarted, stateClosed
@@ -81,7 +82,8 @@ func New(name string, cfg config.Config, logger *slog.Logger) (*System, error) {
 	logger = logger.With("system", name)
 	doneCtx, cancel := context.WithCancel(context.Background())
 	cancel()
-	s := &System{name: name, set: set, log: logger, klog: &kgoLogger{l: logger}, opened: map[*Consumer]struct{}{}, doneCtx: doneCtx}
+	s := &System{name: name, set: set, log: logger, klog: &kgoLogger{l: logger}, opened: map[*Consumer]struct{}{}, doneCtx: doneCtx,
+		deadlines: newDeliveryDeadlines(set.deliveryTimeout)}
 	// A safety net: everything kgo checks should have been checked above.
 	if err := kgo.ValidateOpts(set.consumerOpts(s.klog)...); err != nil {
 		return nil, &config.Error{Key: "systems." + name + ".consumer", Msg: fmt.Sprintf("rejected by the Kafka client: %v", err)}
@@ -272,6 +274,7 @@ func (s *System) Close() error {
 	if prod != nil {
 		prod.Close()
 	}
+	s.deadlines.close()
 	if admin != nil {
 		admin.Close()
 	}

@@ -74,23 +74,36 @@ func (p SystemStreamPartition) Compare(q SystemStreamPartition) int {
 	return 0
 }
 
+// Header is one record header: a key and a value, as Kafka carries them. Keys need
+// not be unique; their order is kept.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
 // IncomingEnvelope is one message read from a partition.
 type IncomingEnvelope struct {
 	SSP       SystemStreamPartition
 	Offset    string
 	Key       []byte
 	Message   []byte
+	Headers   []Header
 	Timestamp time.Time
 }
 
 // OutgoingEnvelope is one message a task sends. Partition selects the destination
 // partition; PartitionByKey lets the system choose one from the key instead.
+// Headers and Timestamp are sent as they are; a zero Timestamp lets the system stamp
+// the message with the time it is sent. A task that forwards a message copies both
+// from its IncomingEnvelope to keep the record whole.
 type OutgoingEnvelope struct {
 	Stream         SystemStream
 	Partition      int32
 	PartitionByKey bool
 	Key            []byte
 	Message        []byte
+	Headers        []Header
+	Timestamp      time.Time
 }
 
 // PartitionMetadata describes the offsets a partition holds.
@@ -144,6 +157,16 @@ type Producer interface {
 	Flush(ctx context.Context) error
 	// Close flushes nothing; call Flush first to keep what was sent.
 	Close() error
+}
+
+// FailureNotifier is implemented by producers that learn of a failed delivery while
+// it happens (asynchronously), not only at the next Flush. The container uses it to stop
+// a job within moments of a lost output instead of at its next commit.
+type FailureNotifier interface {
+	// NotifyFailure registers fn to be called once, from any goroutine, with the first
+	// delivery failure of the producer (at once if one happened already). fn must not
+	// block. Flush keeps returning the failure as before.
+	NotifyFailure(fn func(error))
 }
 
 // CheckpointListener is implemented by consumers that want to hear about checkpoints.

@@ -24,6 +24,7 @@ import (
 // Message is one stored message.
 type Message struct {
 	Key, Value []byte
+	Headers    []system.Header
 	Time       time.Time
 }
 
@@ -90,19 +91,55 @@ func (s *Store) part(stream string, p int32) (*partition, error) {
 	return ps[p], nil
 }
 
-// Append adds a message and returns its offset.
-func (s *Store) Append(stream string, p int32, key, value []byte) (string, error) {
+// AddPartitions grows stream to n partitions, as a Kafka topic's partition count can be
+// raised while jobs read it. Shrinking is an error.
+func (s *Store) AddPartitions(stream string, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.appendLocked(stream, p, key, value)
+	ps, ok := s.streams[stream]
+	switch {
+	case !ok:
+		return fmt.Errorf("inmem: no stream %q", stream)
+	case n < len(ps):
+		return fmt.Errorf("inmem: stream %q has %d partitions; cannot shrink it to %d", stream, len(ps), n)
+	}
+	for len(ps) < n {
+		ps = append(ps, &partition{})
+	}
+	s.streams[stream] = ps
+	return nil
 }
 
-func (s *Store) appendLocked(stream string, p int32, key, value []byte) (string, error) {
+// Append adds a message stamped with the current time and returns its offset.
+func (s *Store) Append(stream string, p int32, key, value []byte) (string, error) {
+	return s.AppendMessage(stream, p, Message{Key: key, Value: value})
+}
+
+// AppendMessage adds a copy of m (a zero Time is the current time) and returns its
+// offset.
+func (s *Store) AppendMessage(stream string, p int32, m Message) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appendLocked(stream, p, m)
+}
+
+func (s *Store) appendLocked(stream string, p int32, m Message) (string, error) {
 	part, err := s.part(stream, p)
 	if err != nil {
 		return "", err
 	}
-	part.msgs = append(part.msgs, Message{Key: slices.Clone(key), Value: slices.Clone(value), Time: time.Now()})
+	if m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	m.Key, m.Value = slices.Clone(m.Key), slices.Clone(m.Value)
+	if m.Headers != nil {
+		hs := make([]system.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			hs[i] = system.Header{Key: h.Key, Value: slices.Clone(h.Value)}
+		}
+		m.Headers = hs
+	}
+	part.msgs = append(part.msgs, m)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return strconv.FormatInt(part.base+int64(len(part.msgs))-1, 10), nil
@@ -366,7 +403,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 			}
 			for ; next < part.base+int64(len(part.msgs)) && len(out) < maxPoll; next++ {
 				m := part.msgs[next-part.base]
-				out = append(out, system.IncomingEnvelope{SSP: ssp, Offset: strconv.FormatInt(next, 10), Key: m.Key, Message: m.Value, Timestamp: m.Time})
+				out = append(out, system.IncomingEnvelope{SSP: ssp, Offset: strconv.FormatInt(next, 10), Key: m.Key, Message: m.Value, Headers: m.Headers, Timestamp: m.Time})
 			}
 			c.next[ssp] = next
 		}
@@ -413,7 +450,7 @@ func (p *Producer) Send(_ context.Context, env system.OutgoingEnvelope) error {
 		}
 		part = int32(fnv32(env.Key) % uint32(len(ps)))
 	}
-	_, err := s.appendLocked(env.Stream.Stream, part, env.Key, env.Message)
+	_, err := s.appendLocked(env.Stream.Stream, part, Message{Key: env.Key, Value: env.Message, Headers: env.Headers, Time: env.Timestamp})
 	return err
 }
 

@@ -1,0 +1,173 @@
+package container_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/task"
+)
+
+// startupTask runs init at Init and copies nothing.
+type startupTask struct {
+	funcTask
+	init func(ctx context.Context) error
+}
+
+func (t startupTask) Init(ctx context.Context, _ task.Context) error { return t.init(ctx) }
+
+func TestSignalDuringStartUpIsACleanStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// cancelAt cancels the run's context at one point of start-up.
+		before bool // before Run
+		inInit int  // in the Init of this many tasks (0: none)
+	}{
+		{name: "before Run", before: true},
+		{name: "in the first task's Init", inInit: 1},
+		{name: "in the last task's Init", inInit: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.stream("in", 3, 5)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			inits := 0
+			s := &seen{}
+			e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) {
+				return startupTask{
+					funcTask: func(context.Context, system.IncomingEnvelope, task.Collector, task.Coordinator) error {
+						s.add("x")
+						return nil
+					},
+					init: func(ctx context.Context) error {
+						mu.Lock()
+						defer mu.Unlock()
+						if inits++; inits == tc.inInit {
+							cancel()
+						}
+						return ctx.Err() // what a task that honours its context does
+					},
+				}, nil
+			}}
+			c, err := e.container(baseConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.before {
+				cancel()
+			}
+			if err := c.Run(ctx); err != nil {
+				t.Fatalf("Run after a signal during start-up = %v, want a clean stop (nil)", err)
+			}
+			if e.mgr.writes != 0 || s.total() != 0 {
+				t.Errorf("a stop during start-up wrote %d checkpoints and processed %d messages, want none", e.mgr.writes, s.total())
+			}
+			if !strings.Contains(e.logs.String(), "stopped during start-up by a signal") {
+				t.Errorf("the stop was not logged:\n%s", e.logs)
+			}
+		})
+	}
+}
+
+// failingSystem gives its producers system.FailureNotifier, and lets the test fail a
+// delivery of the producers created so far.
+type failingSystem struct {
+	system.System
+	mu        sync.Mutex
+	notifiers []func(error)
+	created   chan struct{}
+}
+
+func (s *failingSystem) NewProducer() (system.Producer, error) {
+	p, err := s.System.NewProducer()
+	if err != nil {
+		return nil, err
+	}
+	return &notifyingProducer{Producer: p, s: s}, nil
+}
+
+func (s *failingSystem) failAll(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fn := range s.notifiers {
+		go fn(err) // as a client's delivery goroutine would
+	}
+}
+
+type notifyingProducer struct {
+	system.Producer
+	s *failingSystem
+}
+
+func (p *notifyingProducer) NotifyFailure(fn func(error)) {
+	p.s.mu.Lock()
+	p.s.notifiers = append(p.s.notifiers, fn)
+	p.s.mu.Unlock()
+	select {
+	case p.s.created <- struct{}{}:
+	default:
+	}
+}
+
+func TestDeliveryFailureStopsTheJobAtOnceAndIsNeverCheckpointed(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 0)
+	e.stream("out", 2, 0)
+	fs := &failingSystem{created: make(chan struct{}, 1)}
+	e.tasks["test"] = copyTo("out", nil, nil)
+	opt := func(o *container.Options) {
+		inner := o.Systems["inmem"]
+		o.Systems["inmem"] = func(name string, cfg config.Config, l *slog.Logger) (system.System, error) {
+			s, err := inner(name, cfg, l)
+			fs.System = s
+			return fs, err
+		}
+	}
+	c, err := e.container(baseConfig("task.commit.ms", "600000"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	// Partition 0 sends, so its task gets a producer; partition 1 stays idle.
+	if _, err := e.store.Append("in", 0, nil, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fs.created:
+	case err := <-done:
+		t.Fatalf("Run ended before anything was sent: %v", err)
+	}
+	start := time.Now()
+	fs.failAll(errBoomDelivery)
+	err = <-done
+	if ctx.Err() != nil {
+		t.Fatalf("the job did not stop after a delivery failure (commit interval 10 min); logs:\n%s", e.logs)
+	}
+	if err == nil || !strings.Contains(err.Error(), "could not be delivered") || !strings.Contains(err.Error(), errBoomDelivery.Error()) {
+		t.Fatalf("Run = %v, want the delivery failure", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the job took %v to stop after the failure", d)
+	}
+	if got := e.mgr.get("Partition 0"); got != nil {
+		t.Errorf("the task whose output was lost was checkpointed: %v", got)
+	}
+	// The idle task lost nothing: its final commit stands.
+	if got := e.mgr.get("Partition 1")[ssp("in", 1)]; got != "0" {
+		t.Errorf("checkpoint of the idle task = %q, want 0", got)
+	}
+}
+
+var errBoomDelivery = errors.New("the broker refused the record")
