@@ -242,7 +242,8 @@ func (c *Container) Run(ctx context.Context) (err error) {
 	if err != nil && !r.looping && ctx.Err() != nil {
 		// A signal during start-up is a clean stop: nothing was processed, and
 		// nothing was checkpointed.
-		r.log.Info("container stopped during start-up by a signal; nothing was processed or checkpointed", "interrupted", err)
+		r.log.Info("container stopped during start-up by a signal; nothing was processed or checkpointed")
+		r.log.Debug("start-up step interrupted by the signal", "step", err)
 		return nil
 	}
 	return err
@@ -339,10 +340,22 @@ func (r *run) run(ctx context.Context) error {
 		}
 	}
 
+	cps := make(map[int32]checkpoint.Checkpoint, len(mine))
+	for _, p := range mine {
+		cp, err := r.readCheckpoint(ctx, job.TaskName(p))
+		if err != nil {
+			return err
+		}
+		cps[p] = cp
+	}
+	known, err := r.checkpointedStreams(ctx, mine, byPartition, cps)
+	if err != nil {
+		return err
+	}
 	for _, p := range mine {
 		ssps := byPartition[p]
 		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
-		t, err := r.newTask(ctx, p, ssps)
+		t, err := r.newTask(ctx, p, ssps, cps[p], known)
 		if err != nil {
 			return err
 		}
@@ -353,8 +366,18 @@ func (r *run) run(ctx context.Context) error {
 		if c.opts.ExitWhenCaughtUp {
 			return nil
 		}
-		<-ctx.Done()
-		return nil
+		// Idle, but an input that gains partitions may give this container tasks.
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Go(func() { r.monitorPartitions(mctx) })
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-r.failures:
+			return err
+		}
 	}
 
 	if err := r.startConsumers(ctx); err != nil {
@@ -368,24 +391,72 @@ func (r *run) run(ctx context.Context) error {
 	return r.loop(ctx)
 }
 
-// newTask reads the task's checkpoint, resolves its starting offsets, creates the user's
-// task and initialises it.
-func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPartition) (*taskInstance, error) {
-	c := r.c
-	name := job.TaskName(p)
-	var cp checkpoint.Checkpoint
-	if c.cpm != nil {
-		got, err := c.cpm.Read(ctx, name)
-		switch {
-		case errors.Is(err, checkpoint.ErrNoCheckpoint):
-		case err != nil:
-			return nil, fmt.Errorf("read checkpoint of task %s: %w", name, err)
-		default:
-			cp = got
+// readCheckpoint returns the task's checkpoint: empty when it has none, or when the
+// job has no checkpoint manager.
+func (r *run) readCheckpoint(ctx context.Context, name string) (checkpoint.Checkpoint, error) {
+	if r.c.cpm == nil {
+		return checkpoint.Checkpoint{}, nil
+	}
+	cp, err := r.c.cpm.Read(ctx, name)
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		return checkpoint.Checkpoint{}, nil
+	case err != nil:
+		return checkpoint.Checkpoint{}, fmt.Errorf("read checkpoint of task %s: %w", name, err)
+	}
+	return cp, nil
+}
+
+// checkpointedStreams returns the input streams of which the job has checkpointed some
+// partition, as far as this container's tasks need to know it: a partition of such a
+// stream without a checkpoint appeared after the job started reading the stream, and
+// is read from its oldest offset (see package offset). Only when one of this
+// container's tasks has no checkpoint of one of its partitions are the checkpoints of
+// other containers' tasks read, until each such stream is settled.
+func (r *run) checkpointedStreams(ctx context.Context, mine []int32, byPartition map[int32][]system.SystemStreamPartition, cps map[int32]checkpoint.Checkpoint) (map[system.SystemStream]bool, error) {
+	if r.c.cpm == nil {
+		return nil, nil
+	}
+	known := map[system.SystemStream]bool{}
+	for _, cp := range cps {
+		for ssp := range cp.Offsets {
+			known[ssp.SystemStream] = true
 		}
 	}
+	open := map[system.SystemStream]bool{}
+	for _, p := range mine {
+		for _, ssp := range byPartition[p] {
+			if _, ok := cps[p].Offsets[ssp]; !ok && !known[ssp.SystemStream] {
+				open[ssp.SystemStream] = true
+			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(byPartition)) {
+		if len(open) == 0 {
+			break
+		}
+		if _, ok := cps[p]; ok {
+			continue // one of ours, already read
+		}
+		cp, err := r.readCheckpoint(ctx, job.TaskName(p))
+		if err != nil {
+			return nil, err
+		}
+		for ssp := range cp.Offsets {
+			known[ssp.SystemStream] = true
+			delete(open, ssp.SystemStream)
+		}
+	}
+	return known, nil
+}
+
+// newTask resolves the task's starting offsets from its checkpoint, creates the user's
+// task and initialises it.
+func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint, checkpointed map[system.SystemStream]bool) (*taskInstance, error) {
+	c := r.c
+	name := job.TaskName(p)
 	log := r.log.With("task", name)
-	starts, err := offset.Resolve(c.jc, name, ssps, cp, r.meta, r.admin, log)
+	starts, err := offset.Resolve(c.jc, name, ssps, cp, checkpointed, r.meta, r.admin, log)
 	if err != nil {
 		return nil, err
 	}
@@ -411,13 +482,16 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 	for _, ssp := range ssps {
 		s := t.starts[ssp]
 		attrs := []any{"partition", ssp.String(), "offset", s.Offset, "reason", string(s.Reason), "detail", s.Detail}
-		if s.Reason == offset.FromOutOfRange {
+		switch s.Reason {
+		case offset.FromOutOfRange:
 			c.stats.outOfRange.Add(1)
 			if s.Gap > 0 {
 				c.stats.skipped.Add(s.Gap)
 			}
 			log.Warn("starting offset moved: checkpoint out of range", append(attrs, "gap", s.Gap)...)
-		} else {
+		case offset.FromNewPartition:
+			log.Warn("starting offset of a partition added after the job started: reading it from its oldest offset", attrs...)
+		default:
 			log.Info("starting offset", attrs...)
 		}
 	}
@@ -523,6 +597,7 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { r.monitorPartitions(pollCtx) })
 
 	var status <-chan time.Time
 	if r.c.opts.StatusInterval > 0 {
@@ -603,7 +678,7 @@ func (r *run) loop(ctx context.Context) error {
 			failure = errors.Join(failure, fmt.Errorf("final commit: %w", err))
 		}
 	}
-	st.report(ctx)
+	st.report(context.WithoutCancel(ctx))
 	s := r.c.Stats()
 	r.log.Info("container stopped", "processed", s.Processed, "commits", s.Commits, "checkpoint_writes", s.CheckpointWrites,
 		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets, "messages_skipped", s.MessagesSkipped)
@@ -669,6 +744,99 @@ func (r *run) waitForRoom(t *taskInstance, canPause bool) bool {
 		}
 	}
 	return true
+}
+
+// monitorPartitions compares, every job.partition.monitor.ms, the partition count of
+// each input with the one the container started with (Samza's partition-count
+// monitor). When one changed, the container fails with a *PartitionsChangedError:
+// it stops cleanly, with its final commit, so that a restart runs tasks for the new
+// partitions and reads them from their oldest offset. A failed lookup is logged and
+// tried again at the next tick.
+func (r *run) monitorPartitions(ctx context.Context) {
+	started := partitionCounts(r.meta)
+	bySystem := map[string][]string{}
+	for _, in := range r.c.jc.Inputs {
+		bySystem[in.System] = append(bySystem[in.System], in.Stream)
+	}
+	tk := time.NewTicker(r.c.jc.PartitionMonitorInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		now := map[system.SystemStreamPartition]system.PartitionMetadata{}
+		failed := false
+		for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
+			lctx, cancel := context.WithTimeout(ctx, r.c.jc.PartitionMonitorInterval)
+			md, err := r.c.systems[sys].Admin().Partitions(lctx, bySystem[sys]...)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.log.Warn("partition monitor: could not read the partition counts of the inputs; trying again later", "system", sys, "error", err)
+				failed = true
+				break
+			}
+			maps.Copy(now, md)
+		}
+		if failed {
+			continue
+		}
+		if changed := changedCounts(started, partitionCounts(now)); len(changed) > 0 {
+			err := &PartitionsChangedError{Changes: changed}
+			r.log.Warn("partition monitor: input partitions changed while the job ran", "changes", err.describe())
+			r.fail(err)
+			return
+		}
+	}
+}
+
+// PartitionCountChange is one input stream whose partition count changed.
+type PartitionCountChange struct {
+	Stream   system.SystemStream
+	From, To int
+}
+
+// PartitionsChangedError stops a container whose inputs gained (or lost) partitions
+// while it ran. The container stops cleanly with its final commit; restarting it runs
+// tasks for the new partitions, which are read from their oldest offset.
+type PartitionsChangedError struct {
+	Changes []PartitionCountChange
+}
+
+func (e *PartitionsChangedError) describe() string {
+	parts := make([]string, len(e.Changes))
+	for i, c := range e.Changes {
+		parts[i] = fmt.Sprintf("%s from %d to %d partitions", c.Stream, c.From, c.To)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (e *PartitionsChangedError) Error() string {
+	return "the partition count of the inputs changed while the job ran (" + e.describe() + "): the container stopped, with a final commit, " +
+		"so that a restart runs tasks for the new partitions; restart it (a new partition is read from its oldest offset)"
+}
+
+func partitionCounts(meta map[system.SystemStreamPartition]system.PartitionMetadata) map[system.SystemStream]int {
+	n := map[system.SystemStream]int{}
+	for ssp := range meta {
+		n[ssp.SystemStream]++
+	}
+	return n
+}
+
+func changedCounts(was, now map[system.SystemStream]int) []PartitionCountChange {
+	var out []PartitionCountChange
+	for ss, n := range was {
+		if now[ss] != n {
+			out = append(out, PartitionCountChange{Stream: ss, From: n, To: now[ss]})
+		}
+	}
+	slices.SortFunc(out, func(a, b PartitionCountChange) int { return strings.Compare(a.Stream.String(), b.Stream.String()) })
+	return out
 }
 
 // close releases everything Run acquired, in reverse order.

@@ -3,6 +3,7 @@ package container_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -171,3 +172,95 @@ func TestDeliveryFailureStopsTheJobAtOnceAndIsNeverCheckpointed(t *testing.T) {
 }
 
 var errBoomDelivery = errors.New("the broker refused the record")
+
+// TestInputPartitionsAddedWhileRunning: a container notices within its monitor
+// interval that an input gained partitions, stops with its final commit and an error
+// saying why; restarted with the default samza.offset.default=upcoming, it reads the
+// new partitions from their oldest offset, so no message written to them is lost.
+func TestInputPartitionsAddedWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 10)
+	e.stream("out", 4, 0)
+	s := &seen{}
+	running := make(chan struct{})
+	var once sync.Once
+	e.tasks["test"] = copyTo("out", s, func(system.IncomingEnvelope, task.Coordinator) error {
+		once.Do(func() { close(running) })
+		return nil
+	})
+	// The built-in default (upcoming) is what lost messages before.
+	cfg := baseConfig("systems.mem.samza.offset.default", "<unset>", "job.partition.monitor.ms", "50")
+	c, err := e.container(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	// Wait until the job processes: probes sent before it started are not read (upcoming).
+	for probe := 0; ; probe++ {
+		if _, err := e.store.Append("in", 0, nil, []byte(fmt.Sprintf("probe-%d", probe))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-running:
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	// Grow the input while the job runs, and write to every partition.
+	if err := e.store.AddPartitions("in", 4); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(4) {
+		for i := range 5 {
+			if _, err := e.store.Append("in", p, nil, []byte(fmt.Sprintf("late-%d-%d", p, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = <-done
+	if ctx.Err() != nil {
+		t.Fatalf("the container did not notice the new partitions; logs:\n%s", e.logs)
+	}
+	var pc *container.PartitionsChangedError
+	if !errors.As(err, &pc) || !strings.Contains(err.Error(), "mem.in from 2 to 4 partitions") {
+		t.Fatalf("Run = %v, want a PartitionsChangedError naming mem.in from 2 to 4", err)
+	}
+	for p := range 2 {
+		if e.mgr.get(fmt.Sprintf("Partition %d", p)) == nil {
+			t.Errorf("task %d was not checkpointed on the way out", p)
+		}
+	}
+	// The restart runs four tasks; the new ones start at offset 0 of their partitions.
+	if err := e.run(cfg, exitWhenCaughtUp); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	for p := range 4 {
+		for i := range 5 {
+			if m := fmt.Sprintf("late-%d-%d", p, i); s.count(m) == 0 {
+				t.Errorf("%s was never processed", m)
+			}
+		}
+	}
+	if got := len(grep(e.logs.String(), "partition added after the job started", "mem.in#2", "offset=0")); got != 1 {
+		t.Errorf("the restart logged %d new-partition starts for mem.in#2, want 1:\n%s", got, e.logs)
+	}
+}
+
+// grep returns the lines of s containing every one of words.
+func grep(s string, words ...string) []string {
+	var out []string
+next:
+	for _, line := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if !strings.Contains(line, w) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}

@@ -84,7 +84,7 @@ func (m *Model) Admin(sys string) (system.Admin, bool) {
 
 // DefaultStarts returns where each partition of task would start without a checkpoint.
 func (m *Model) DefaultStarts(task string) (map[system.SystemStreamPartition]offset.Start, error) {
-	return offset.Resolve(m.Job, task, m.Tasks[task], checkpoint.Checkpoint{}, m.Meta, m.Admin, m.c.log)
+	return offset.Resolve(m.Job, task, m.Tasks[task], checkpoint.Checkpoint{}, nil, m.Meta, m.Admin, m.c.log)
 }
 
 // Close stops the checkpoint manager and the systems.

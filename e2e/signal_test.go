@@ -37,3 +37,37 @@ func TestSigtermCommitsAndExitsZero(t *testing.T) {
 		t.Errorf("the restart reprocessed: output holds %d, want %d", got, n)
 	}
 }
+
+// TestSignalDuringStartUpExitsZero signals `sluice run` at moments spread over its
+// start-up (connecting, creating the checkpoint topic, reading checkpoints, starting
+// consumers). Each is a clean stop, exit 0; whatever was checkpointed is only ever
+// what a finished run would have written, and the job runs normally afterwards.
+func TestSignalDuringStartUpExitsZero(t *testing.T) {
+	const n, partitions = 200, 4
+	_, seeds := cluster(t)
+	createTopics(t, seeds, partitions, "in", "out")
+	produce(t, seeds, "in", partitions, "s", 0, n)
+	cfg := passthroughConfig(t, seeds, "early-signal", "task.commit.ms=-1")
+	for i, delay := range []time.Duration{15 * time.Millisecond, 30 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond, 250 * time.Millisecond} {
+		sig := syscall.SIGTERM
+		if i%2 == 1 {
+			sig = syscall.SIGINT
+		}
+		p := start(t, "run", "--config-path="+cfg)
+		time.Sleep(delay) // the moment of the signal is the point of the test
+		p.cmd.Process.Signal(sig)
+		if code := p.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("%v after %v: exit %d, want 0:\n%s", sig, delay, code, tail(p.stderr.String(), 20))
+		}
+		if lines := grep(p.stderr.String(), "context canceled"); len(lines) > 0 {
+			t.Errorf("%v after %v logged errors:\n%s", sig, delay, lines[0])
+		}
+	}
+	p := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("run after the signals exited %d:\n%s", code, tail(p.stderr.String(), 20))
+	}
+	if got := checkpointedTotal(t, cfg, partitions); got != n {
+		t.Errorf("checkpoints cover %d messages, want %d", got, n)
+	}
+}

@@ -28,8 +28,12 @@ const (
 	KeyCheckpointFactory  = "task.checkpoint.factory"
 	KeyCheckpointPath     = "task.checkpoint.path"
 	KeyCheckpointSystem   = "task.checkpoint.system"
+	KeyPartitionMonitorMs = "job.partition.monitor.ms"
 	DefaultJobID          = "1"
 	DefaultCommitInterval = 60 * time.Second
+	// DefaultPartitionMonitorInterval is how often a running container looks for
+	// input partitions added since it started.
+	DefaultPartitionMonitorInterval = 5 * time.Second
 )
 
 // OffsetType is where a partition without a usable checkpoint starts.
@@ -97,6 +101,9 @@ type Config struct {
 	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
 	CommitInterval   time.Duration
 	CommitOnShutdown bool
+	// PartitionMonitorInterval is job.partition.monitor.ms: how often a running
+	// container compares the partition counts of its inputs with those it started with.
+	PartitionMonitorInterval time.Duration
 	// WindowInterval is task.window.ms; zero means not set (the task's own default
 	// applies), negative means windowing is off (Samza's default, -1).
 	WindowInterval time.Duration
@@ -181,6 +188,11 @@ func Parse(cfg config.Config) (*Config, error) {
 	p.AddErr(err)
 	c.CommitOnShutdown, err = cfg.Bool(KeyCommitOnShutdown, true)
 	p.AddErr(err)
+	c.PartitionMonitorInterval, err = cfg.Millis(KeyPartitionMonitorMs, DefaultPartitionMonitorInterval)
+	p.AddErr(err)
+	if err == nil && c.PartitionMonitorInterval <= 0 {
+		p.Add(KeyPartitionMonitorMs, cfg.GetOr(KeyPartitionMonitorMs, ""), "must be positive: partitions added to an input while the job runs must be noticed")
+	}
 	c.WindowInterval, err = cfg.Millis(KeyWindowMs, 0)
 	p.AddErr(err)
 	if err == nil && c.WindowInterval == 0 && cfg.Has(KeyWindowMs) {

@@ -24,7 +24,7 @@ func Example() {
 
 	// The checkpoint says 42, but retention already deleted everything before 100.
 	cp := checkpoint.Checkpoint{Offsets: map[system.SystemStreamPartition]string{a: "42"}}
-	starts, _ := offset.Resolve(jc, "Partition 0", []system.SystemStreamPartition{a}, cp, meta, admins, slog.New(slog.DiscardHandler))
+	starts, _ := offset.Resolve(jc, "Partition 0", []system.SystemStreamPartition{a}, cp, nil, meta, admins, slog.New(slog.DiscardHandler))
 	fmt.Println(starts[a].Offset, starts[a].Reason, starts[a].Gap)
 	// Output:
 	// 100 out-of-range 58

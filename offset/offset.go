@@ -1,7 +1,11 @@
 // Package offset decides where each of a task's partitions starts (SPEC.md §2):
 //
 //  1. the task's checkpoint, unless the stream has samza.reset.offset=true;
-//  2. otherwise samza.offset.default of the stream, else of the system, else upcoming;
+//  2. otherwise samza.offset.default of the stream, else of the system, else upcoming —
+//     except for a partition that appeared after the job started reading its stream
+//     (the job has checkpoints of other partitions of that stream, but none of this
+//     one): everything in it was written after the job started, so it is read from its
+//     oldest offset, whatever samza.offset.default says;
 //  3. a task's own SetStartingOffset at init wins over both (applied by the container).
 //
 // A checkpointed offset the system no longer holds (deleted by retention, or beyond the
@@ -33,6 +37,9 @@ const (
 	FromDefault    Reason = "default" // no checkpoint: samza.offset.default
 	FromOverride   Reason = "override"
 	FromOutOfRange Reason = "out-of-range" // checkpoint no longer retained: auto.offset.reset
+	// FromNewPartition: no checkpoint, but the job checkpointed other partitions of the
+	// stream, so this one appeared later and is read from its oldest offset.
+	FromNewPartition Reason = "new-partition"
 )
 
 // Start is where one partition starts, and why.
@@ -53,10 +60,12 @@ var ErrOutOfRange = errors.New("checkpointed offset is out of range")
 type Admins func(sys string) (system.Admin, bool)
 
 // Resolve computes the starting offset of each partition of a task. cp is the task's
-// checkpoint (empty when it has none); meta holds the current metadata of each
-// partition. Checkpointed partitions that are not in ssps (streams no longer inputs)
-// are dropped and logged.
-func Resolve(jc *job.Config, taskName string, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint,
+// checkpoint (empty when it has none); checkpointed holds the streams of which the job
+// has checkpointed at least one partition, in any task (nil when unknown: no partition
+// is then taken for a new one); meta holds the current metadata of each partition.
+// Checkpointed partitions that are not in ssps (streams no longer inputs) are dropped
+// and logged.
+func Resolve(jc *job.Config, taskName string, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint, checkpointed map[system.SystemStream]bool,
 	meta map[system.SystemStreamPartition]system.PartitionMetadata, admins Admins, log *slog.Logger) (map[system.SystemStreamPartition]Start, error) {
 	inputs := make(map[system.SystemStreamPartition]bool, len(ssps))
 	for _, ssp := range ssps {
@@ -81,7 +90,7 @@ func Resolve(jc *job.Config, taskName string, ssps []system.SystemStreamPartitio
 			errs = append(errs, fmt.Errorf("task %s: no admin for system %q", taskName, ssp.System))
 			continue
 		}
-		s, err := resolveOne(jc, ssp, cp, md, admin)
+		s, err := resolveOne(jc, ssp, cp, checkpointed[ssp.SystemStream], md, admin)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("task %s, partition %s: %w", taskName, ssp, err))
 			continue
@@ -91,13 +100,20 @@ func Resolve(jc *job.Config, taskName string, ssps []system.SystemStreamPartitio
 	return starts, errors.Join(errs...)
 }
 
-func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.Checkpoint, md system.PartitionMetadata, admin system.Admin) (Start, error) {
+func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.Checkpoint, streamCheckpointed bool, md system.PartitionMetadata, admin system.Admin) (Start, error) {
 	off, checkpointed := cp.Offsets[ssp]
-	if checkpointed && jc.ResetOffset(ssp.SystemStream) {
+	reset := jc.ResetOffset(ssp.SystemStream)
+	if checkpointed && reset {
 		s, err := defaultStart(jc, ssp, md)
 		s.Reason = FromReset
 		s.Detail = fmt.Sprintf("samza.reset.offset=true ignores checkpoint %s; %s", off, s.Detail)
 		return s, err
+	}
+	if !checkpointed && streamCheckpointed && !reset {
+		t, _ := jc.OffsetDefault(ssp.SystemStream)
+		return Start{Offset: md.Oldest, Reason: FromNewPartition,
+			Detail: fmt.Sprintf("no checkpoint, but the job has checkpoints of other partitions of %s: this partition appeared after the job started reading the stream, "+
+				"so it is read from its oldest offset (samza.offset.default=%s applies only to streams the job has never checkpointed)", ssp.SystemStream, t)}, nil
 	}
 	if !checkpointed {
 		return defaultStart(jc, ssp, md)

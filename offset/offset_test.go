@@ -54,7 +54,7 @@ func admins() offset.Admins {
 func resolve(t *testing.T, jc *job.Config, cp map[system.SystemStreamPartition]string) (map[system.SystemStreamPartition]offset.Start, string, error) {
 	t.Helper()
 	var logs bytes.Buffer
-	starts, err := offset.Resolve(jc, "Partition 0", []system.SystemStreamPartition{pv, cl}, checkpoint.Checkpoint{Offsets: cp}, meta, admins(), slog.New(slog.NewTextHandler(&logs, nil)))
+	starts, err := offset.Resolve(jc, "Partition 0", []system.SystemStreamPartition{pv, cl}, checkpoint.Checkpoint{Offsets: cp}, nil, meta, admins(), slog.New(slog.NewTextHandler(&logs, nil)))
 	return starts, logs.String(), err
 }
 
@@ -169,7 +169,7 @@ func TestCheckpointOfNonInputDroppedAndLogged(t *testing.T) {
 
 func TestMissingMetadataFails(t *testing.T) {
 	other := system.NewSSP("mem", "Other", 0)
-	_, err := offset.Resolve(jobConfig(t), "Partition 0", []system.SystemStreamPartition{other}, checkpoint.Checkpoint{}, meta, admins(), slog.New(slog.DiscardHandler))
+	_, err := offset.Resolve(jobConfig(t), "Partition 0", []system.SystemStreamPartition{other}, checkpoint.Checkpoint{}, nil, meta, admins(), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "no metadata") {
 		t.Errorf("error = %v", err)
 	}
@@ -179,5 +179,40 @@ func TestBadCheckpointedOffsetIsAnError(t *testing.T) {
 	_, _, err := resolve(t, jobConfig(t), map[system.SystemStreamPartition]string{pv: "banana"})
 	if err == nil || !strings.Contains(err.Error(), "banana") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// TestNewPartitionOfACheckpointedStreamStartsAtOldest: a partition without a checkpoint
+// whose stream the job has checkpointed elsewhere appeared after the job started, so
+// it starts at its oldest offset whatever samza.offset.default says; a stream the job
+// never checkpointed keeps its default, and samza.reset.offset keeps the default too.
+func TestNewPartitionOfACheckpointedStreamStartsAtOldest(t *testing.T) {
+	known := map[system.SystemStream]bool{pv.SystemStream: true}
+	for _, tc := range []struct {
+		name   string
+		kv     []string
+		pv, cl string
+		reason offset.Reason
+	}{
+		{"default upcoming", nil, "10", "5", offset.FromNewPartition},
+		{"default newest", []string{"systems.mem.samza.offset.default", "newest"}, "10", "5", offset.FromNewPartition},
+		{"reset.offset keeps the default", []string{"systems.mem.streams.PageViewEvent.samza.reset.offset", "true"}, "20", "5", offset.FromDefault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			starts, err := offset.Resolve(jobConfig(t, tc.kv...), "Partition 0", []system.SystemStreamPartition{pv, cl}, checkpoint.Checkpoint{}, known, meta, admins(), slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if starts[pv].Offset != tc.pv || starts[pv].Reason != tc.reason {
+				t.Errorf("%s starts at %s (%s), want %s (%s)", pv, starts[pv].Offset, starts[pv].Reason, tc.pv, tc.reason)
+			}
+			if starts[cl].Offset != tc.cl || starts[cl].Reason != offset.FromDefault {
+				t.Errorf("%s (never checkpointed) starts at %s (%s), want %s by default", cl, starts[cl].Offset, starts[cl].Reason, tc.cl)
+			}
+			if tc.reason == offset.FromNewPartition && !strings.Contains(starts[pv].Detail, "appeared after the job started") {
+				t.Errorf("detail does not say why: %q", starts[pv].Detail)
+			}
+		})
 	}
 }
