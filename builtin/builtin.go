@@ -115,14 +115,15 @@ func newPageViewCounter(name string, cfg config.Config) (task.StreamTask, error)
 }
 
 // Process implements task.StreamTask. A message that is not a page-view event is an
-// error: the job stops there rather than count wrongly.
+// error: the job stops there rather than count wrongly, unless the job skips such
+// messages (the error is task.Skippable, so task.ignored.exceptions=skippable does).
 func (c *PageViewCounter) Process(_ context.Context, env system.IncomingEnvelope, _ task.Collector, _ task.Coordinator) error {
 	var pv PageView
 	if err := json.Unmarshal(env.Message, &pv); err != nil {
-		return fmt.Errorf("not a page-view JSON event (%s): %w", clip(env.Message), err)
+		return task.Skippable(fmt.Errorf("not a page-view JSON event (%s): %w", clip(env.Message), err))
 	}
 	if pv.Page == "" {
-		return fmt.Errorf("page-view event has no \"page\" field: %s", clip(env.Message))
+		return task.Skippable(fmt.Errorf("page-view event has no \"page\" field: %s", clip(env.Message)))
 	}
 	c.counts[pv.Page]++
 	c.changed = true

@@ -155,12 +155,15 @@ type Stats struct {
 	OutOfRangeResets int64
 	// MessagesSkipped is how many messages out-of-range moves skipped, where known.
 	MessagesSkipped int64
-	LastCheckpoint  time.Time
+	// IgnoredErrors counts the messages skipped because their processing failed with
+	// an error listed in task.ignored.exceptions.
+	IgnoredErrors  int64
+	LastCheckpoint time.Time
 }
 
 type stats struct {
-	processed, commits, writes, listenerErrors, outOfRange, skipped atomic.Int64
-	lastCheckpoint                                                  atomic.Int64 // unix nanos
+	processed, commits, writes, listenerErrors, outOfRange, skipped, ignored atomic.Int64
+	lastCheckpoint                                                           atomic.Int64 // unix nanos
 }
 
 // Stats returns the container's counters.
@@ -172,6 +175,7 @@ func (c *Container) Stats() Stats {
 		ListenerErrors:   c.stats.listenerErrors.Load(),
 		OutOfRangeResets: c.stats.outOfRange.Load(),
 		MessagesSkipped:  c.stats.skipped.Load(),
+		IgnoredErrors:    c.stats.ignored.Load(),
 	}
 	for _, sys := range c.systems {
 		if rc, ok := sys.(system.ResetCounter); ok {
@@ -681,7 +685,8 @@ func (r *run) loop(ctx context.Context) error {
 	st.report(context.WithoutCancel(ctx))
 	s := r.c.Stats()
 	r.log.Info("container stopped", "processed", s.Processed, "commits", s.Commits, "checkpoint_writes", s.CheckpointWrites,
-		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets, "messages_skipped", s.MessagesSkipped)
+		"listener_errors", s.ListenerErrors, "out_of_range_resets", s.OutOfRangeResets, "messages_skipped", s.MessagesSkipped,
+		"ignored_errors", s.IgnoredErrors)
 	return failure
 }
 

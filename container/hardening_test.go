@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/inmem"
 	"github.com/sluice-streams/sluice/task"
 )
 
@@ -263,4 +266,129 @@ next:
 		out = append(out, line)
 	}
 	return out
+}
+
+// poisonTask copies messages to mem.out and fails on those whose value starts with
+// "bad", with err(value).
+func poisonTask(s *seen, fail func(string) error) task.Definition {
+	return copyTo("out", s, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		if strings.HasPrefix(string(env.Message), "bad") {
+			return fail(string(env.Message))
+		}
+		return nil
+	})
+}
+
+func TestPoisonPillsSkippedToTheDeadLetterStream(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 0)
+	e.stream("out", 2, 0)
+	e.stream("dlq", 1, 0)
+	for p := range int32(2) {
+		for i := range 6 {
+			v := fmt.Sprintf("good-%d-%d", p, i)
+			if i == 2 || i == 4 {
+				v = fmt.Sprintf("bad-%d-%d", p, i)
+			}
+			if _, err := e.store.AppendMessage("in", p, inmemMessage(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := &seen{}
+	e.tasks["test"] = poisonTask(s, func(v string) error { return task.Skippable(fmt.Errorf("cannot decode %s", v)) })
+	c, err := e.container(baseConfig("task.ignored.exceptions", "skippable", "task.dead.letter.stream", "mem.dlq"), exitWhenCaughtUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(t.Context()); err != nil {
+		t.Fatalf("Run = %v, want the bad messages skipped", err)
+	}
+	if got := c.Stats().IgnoredErrors; got != 4 {
+		t.Errorf("IgnoredErrors = %d, want 4", got)
+	}
+	for p := range int32(2) {
+		out, _ := e.store.Messages("out", p)
+		if len(out) != 4 {
+			t.Errorf("partition %d: %d outputs, want the 4 good messages", p, len(out))
+		}
+		if got := e.mgr.get(fmt.Sprintf("Partition %d", p))[ssp("in", p)]; got != "6" {
+			t.Errorf("partition %d checkpointed at %q, want 6 (past the skipped messages)", p, got)
+		}
+	}
+	dlq, _ := e.store.Messages("dlq", 0)
+	if len(dlq) != 4 {
+		t.Fatalf("dead-letter stream holds %d messages, want 4", len(dlq))
+	}
+	var found bool
+	for _, m := range dlq {
+		if string(m.Value) != "bad-1-4" {
+			continue
+		}
+		found = true
+		want := map[string]string{
+			"orig":                 "header",
+			container.HeaderJob:    "test-job-1",
+			container.HeaderTask:   "Partition 1",
+			container.HeaderSource: "mem.in#1",
+			container.HeaderOffset: "4",
+			container.HeaderError:  "cannot decode bad-1-4",
+		}
+		got := map[string]string{}
+		for _, h := range m.Headers {
+			got[h.Key] = string(h.Value)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("dead letter headers = %v, want %v", got, want)
+		}
+		if !m.Time.Equal(inmemMessage("").Time) {
+			t.Errorf("dead letter timestamp %v, want the original %v", m.Time, inmemMessage("").Time)
+		}
+	}
+	if !found {
+		t.Error("bad-1-4 is not in the dead-letter stream")
+	}
+	if n := len(grep(e.logs.String(), "skipping a message whose processing failed", "offset=2")); n != 2 {
+		t.Errorf("logged %d skips at offset 2, want 2:\n%s", n, e.logs)
+	}
+}
+
+func TestErrorsNotListedStillStopTheJob(t *testing.T) {
+	for _, ignored := range []string{"<unset>", "skippable", "*json.SyntaxError"} {
+		e := newEnv(t)
+		e.stream("in", 1, 0)
+		e.stream("out", 1, 0)
+		for _, v := range []string{"good-0", "bad-1", "good-2"} {
+			e.store.Append("in", 0, nil, []byte(v))
+		}
+		e.tasks["test"] = poisonTask(nil, func(v string) error {
+			_, err := strconv.Atoi(v)
+			return err
+		})
+		err := e.run(baseConfig("task.ignored.exceptions", ignored), exitWhenCaughtUp)
+		if err == nil || !strings.Contains(err.Error(), "offset 1") {
+			t.Errorf("task.ignored.exceptions=%s: Run = %v, want the failure at offset 1", ignored, err)
+		}
+		if got := e.mgr.get("Partition 0")[ssp("in", 0)]; got != "1" {
+			t.Errorf("task.ignored.exceptions=%s: checkpoint %q, want 1 (before the failed message)", ignored, got)
+		}
+	}
+	// The error's type, as %T names it, can be listed.
+	e := newEnv(t)
+	e.stream("in", 1, 0)
+	e.stream("out", 1, 0)
+	for _, v := range []string{"good-0", "bad-1", "good-2"} {
+		e.store.Append("in", 0, nil, []byte(v))
+	}
+	e.tasks["test"] = poisonTask(nil, func(v string) error {
+		_, err := strconv.Atoi(v)
+		return fmt.Errorf("parse: %w", err)
+	})
+	if err := e.run(baseConfig("task.ignored.exceptions", "*strconv.NumError"), exitWhenCaughtUp); err != nil {
+		t.Errorf("task.ignored.exceptions=*strconv.NumError: Run = %v, want the message skipped", err)
+	}
+}
+
+func inmemMessage(v string) inmem.Message {
+	return inmem.Message{Value: []byte(v), Headers: []system.Header{{Key: "orig", Value: []byte("header")}}, Time: time.Unix(1_600_000_000, 0)}
 }

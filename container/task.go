@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +183,12 @@ func (t *taskInstance) processBatch(ctx context.Context, batch []system.Incoming
 		}
 		env := &batch[i]
 		if err := t.process(ctx, env); err != nil {
-			return fmt.Errorf("task %s failed processing %s at offset %s: %w", t.name, ssp, env.Offset, err)
+			if !task.Ignored(err, t.r.c.jc.IgnoredErrors) {
+				return fmt.Errorf("task %s failed processing %s at offset %s: %w", t.name, ssp, env.Offset, err)
+			}
+			if err := t.skip(ctx, env, err); err != nil {
+				return err
+			}
 		}
 		done = i + 1
 		if t.reqCommit || t.reqCommitAll || t.reqShutdown || t.reqShutdownAll {
@@ -198,6 +204,55 @@ func (t *taskInstance) processBatch(ctx context.Context, batch []system.Incoming
 	}
 	return nil
 }
+
+// skip sets aside a message whose processing failed with an error listed in
+// task.ignored.exceptions: it is logged, counted, sent to the dead-letter stream when
+// one is configured (through the task's own producer, so the checkpoint that covers
+// it waits for that delivery), and then counts as processed.
+func (t *taskInstance) skip(ctx context.Context, env *system.IncomingEnvelope, cause error) error {
+	n := t.r.c.stats.ignored.Add(1)
+	if n <= skipLogFull || n%skipLogEvery == 0 {
+		t.log.Warn("skipping a message whose processing failed (task.ignored.exceptions)", "partition", env.SSP.String(), "offset", env.Offset,
+			"error", cause, "skipped_so_far", n)
+	}
+	dl := t.r.c.jc.DeadLetter
+	if dl == nil {
+		return nil
+	}
+	msg := cause.Error()
+	if len(msg) > maxErrorHeader {
+		msg = msg[:maxErrorHeader] + "…"
+	}
+	headers := append(slices.Clip(env.Headers),
+		system.Header{Key: HeaderJob, Value: []byte(t.r.c.jc.Name + "-" + t.r.c.jc.ID)},
+		system.Header{Key: HeaderTask, Value: []byte(t.name)},
+		system.Header{Key: HeaderSource, Value: []byte(env.SSP.String())},
+		system.Header{Key: HeaderOffset, Value: []byte(env.Offset)},
+		system.Header{Key: HeaderError, Value: []byte(msg)},
+	)
+	err := t.Send(ctx, system.OutgoingEnvelope{Stream: *dl, PartitionByKey: true, Key: env.Key, Message: env.Message, Headers: headers, Timestamp: env.Timestamp})
+	if err != nil {
+		return fmt.Errorf("task %s: sending the failed message at %s offset %s to the dead-letter stream %s: %w (it failed with: %v)", t.name, env.SSP, env.Offset, dl, err, cause)
+	}
+	return nil
+}
+
+// The headers a message sent to the dead-letter stream carries besides its own.
+const (
+	HeaderJob    = "sluice.job"    // job name and id, "name-id"
+	HeaderTask   = "sluice.task"   // the task that failed, "Partition N"
+	HeaderSource = "sluice.source" // the input partition, "system.stream#N"
+	HeaderOffset = "sluice.offset" // the message's offset there
+	HeaderError  = "sluice.error"  // the error, cut at 1000 bytes
+)
+
+const (
+	maxErrorHeader = 1000
+	// A skipped message is logged in full up to skipLogFull times per container, then
+	// once every skipLogEvery skips, so a flood of bad input does not flood the log.
+	skipLogFull  = 20
+	skipLogEvery = 1000
+)
 
 func (t *taskInstance) checkCaughtUp(ssp system.SystemStreamPartition) {
 	end, ok := t.ends[ssp]

@@ -107,3 +107,60 @@ func TestKcatHeadersAndTimestampsPassThrough(t *testing.T) {
 		t.Errorf("output (key value [headers] timestamp):\n%q\nwant the input unchanged:\n%q", out, in)
 	}
 }
+
+// TestPoisonPillGoesToTheDeadLetterTopic: a pageview-counter job meets a message that
+// is not JSON. By default it stops there (exit 1, the message never checkpointed);
+// with task.ignored.exceptions=skippable and a dead-letter topic it skips it, counts
+// every good page view, and kcat reads the bad message from the dead-letter topic
+// with headers naming its task, source partition, offset and error.
+// (The counts themselves are emitted by Window, which an --exit-when-caught-up run may
+// stop before.)
+func TestPoisonPillGoesToTheDeadLetterTopic(t *testing.T) {
+	bin := kcat(t)
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 1, "views", "counts", "dlq")
+	cmd := exec.Command(bin, "-P", "-b", seeds, "-t", "views", "-p", "0")
+	cmd.Stdin = strings.NewReader("{\"page\":\"/a\"}\nnot json\n{\"page\":\"/a\"}\n{\"page\":\"/b\"}\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+	base := []string{
+		"job.name=views",
+		"task.class=pageview-counter",
+		"task.inputs=kafka.views",
+		"task.pageview-counter.output=kafka.counts",
+		"task.window.ms=100",
+		"systems.kafka.samza.factory=kafka",
+		"systems.kafka.consumer.bootstrap.servers=" + seeds,
+		"systems.kafka.samza.offset.default=oldest",
+		"task.checkpoint.factory=kafka",
+		"task.checkpoint.system=kafka",
+		"task.checkpoint.replication.factor=1",
+	}
+	p := start(t, "run", "--config-path="+writeConfig(t, base...), "--exit-when-caught-up")
+	if code := p.wait(t, time.Minute); code != 1 {
+		t.Fatalf("without ignored exceptions: exit %d, want 1:\n%s", code, tail(p.stderr.String(), 10))
+	}
+	if lines := grep(p.stderr.String(), "kafka.views#0 at offset 1", "not a page-view JSON event"); len(lines) == 0 {
+		t.Errorf("the failure does not name the message:\n%s", tail(p.stderr.String(), 10))
+	}
+
+	cfg := writeConfig(t, append(base, "task.ignored.exceptions=skippable", "task.dead.letter.stream=kafka.dlq")...)
+	p = start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("with ignored exceptions: exit %d:\n%s", code, tail(p.stderr.String(), 10))
+	}
+	if lines := grep(p.stderr.String(), "container stopped", "processed=3", "ignored_errors=1"); len(lines) != 1 {
+		t.Errorf("the skip is not counted:\n%s", tail(p.stderr.String(), 5))
+	}
+	out, err := exec.Command(bin, "-C", "-b", seeds, "-t", "dlq", "-o", "beginning", "-e", "-q", "-f", `%s|%h\n`).Output()
+	if err != nil {
+		t.Fatalf("kcat consume: %v", err)
+	}
+	got := strings.TrimSpace(string(out))
+	for _, want := range []string{"not json|", "sluice.job=views-1", "sluice.task=Partition 0", "sluice.source=kafka.views#0", "sluice.offset=1", "sluice.error=not a page-view JSON event"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dead-letter topic as kcat reads it:\n%s\ndoes not contain %q", got, want)
+		}
+	}
+}

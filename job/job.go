@@ -29,6 +29,8 @@ const (
 	KeyCheckpointPath     = "task.checkpoint.path"
 	KeyCheckpointSystem   = "task.checkpoint.system"
 	KeyPartitionMonitorMs = "job.partition.monitor.ms"
+	KeyIgnoredExceptions  = "task.ignored.exceptions"
+	KeyDeadLetterStream   = "task.dead.letter.stream"
 	DefaultJobID          = "1"
 	DefaultCommitInterval = 60 * time.Second
 	// DefaultPartitionMonitorInterval is how often a running container looks for
@@ -101,6 +103,11 @@ type Config struct {
 	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
 	CommitInterval   time.Duration
 	CommitOnShutdown bool
+	// IgnoredErrors is task.ignored.exceptions: the errors (see task.Ignored) whose
+	// messages are skipped instead of stopping the job; nil skips none.
+	IgnoredErrors []string
+	// DeadLetter is task.dead.letter.stream: where skipped messages are sent, if set.
+	DeadLetter *system.SystemStream
 	// PartitionMonitorInterval is job.partition.monitor.ms: how often a running
 	// container compares the partition counts of its inputs with those it started with.
 	PartitionMonitorInterval time.Duration
@@ -188,6 +195,24 @@ func Parse(cfg config.Config) (*Config, error) {
 	p.AddErr(err)
 	c.CommitOnShutdown, err = cfg.Bool(KeyCommitOnShutdown, true)
 	p.AddErr(err)
+	for _, e := range strings.Split(cfg.GetOr(KeyIgnoredExceptions, ""), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			c.IgnoredErrors = append(c.IgnoredErrors, e)
+		}
+	}
+	if v := cfg.GetOr(KeyDeadLetterStream, ""); v != "" {
+		ss, err := system.ParseSystemStream(v)
+		switch _, defined := c.SystemFactories[ss.System]; {
+		case err != nil:
+			p.Add(KeyDeadLetterStream, v, "%s", err)
+		case !defined:
+			p.Add(KeyDeadLetterStream, v, "names system %q, which has no systems.%s.samza.factory", ss.System, ss.System)
+		case len(c.IgnoredErrors) == 0:
+			p.Add(KeyDeadLetterStream, v, "receives the messages skipped under %s, which is not set: set it too (e.g. to * or skippable)", KeyIgnoredExceptions)
+		default:
+			c.DeadLetter = &ss
+		}
+	}
 	c.PartitionMonitorInterval, err = cfg.Millis(KeyPartitionMonitorMs, DefaultPartitionMonitorInterval)
 	p.AddErr(err)
 	if err == nil && c.PartitionMonitorInterval <= 0 {

@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,44 @@ func TestResetPolicyNames(t *testing.T) {
 	}
 	if _, ok := job.ParseResetPolicy("sometimes"); ok {
 		t.Error("accepted sometimes")
+	}
+}
+
+func TestPoisonPillAndMonitorKeys(t *testing.T) {
+	base := map[string]string{
+		"job.name":                    "j",
+		"task.class":                  "x",
+		"task.inputs":                 "kafka.in",
+		"systems.kafka.samza.factory": "kafka",
+	}
+	parse := func(kv ...string) (*job.Config, error) {
+		m := maps.Clone(base)
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return job.Parse(config.New(m))
+	}
+	jc, err := parse("task.ignored.exceptions", " skippable , *json.SyntaxError,", "task.dead.letter.stream", "kafka.dead.letters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(jc.IgnoredErrors, []string{"skippable", "*json.SyntaxError"}) || jc.DeadLetter == nil || *jc.DeadLetter != (system.SystemStream{System: "kafka", Stream: "dead.letters"}) {
+		t.Errorf("ignored %q, dead letter %v", jc.IgnoredErrors, jc.DeadLetter)
+	}
+	if jc.PartitionMonitorInterval != job.DefaultPartitionMonitorInterval {
+		t.Errorf("monitor interval %v, want the default", jc.PartitionMonitorInterval)
+	}
+	for _, tc := range []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"task.dead.letter.stream", "kafak.dlq", "task.ignored.exceptions", "*"}, `task.dead.letter.stream=kafak.dlq: names system "kafak"`},
+		{[]string{"task.dead.letter.stream", "dlq"}, "task.dead.letter.stream=dlq: \"dlq\" is not of the form system.stream"},
+		{[]string{"task.dead.letter.stream", "kafka.dlq"}, "task.ignored.exceptions, which is not set"},
+		{[]string{"job.partition.monitor.ms", "0"}, "job.partition.monitor.ms=0: must be positive"},
+	} {
+		if _, err := parse(tc.kv...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.kv, err, tc.want)
+		}
 	}
 }
