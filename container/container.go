@@ -326,6 +326,9 @@ func (r *run) run(ctx context.Context) error {
 	mine := assign(slices.Collect(maps.Keys(byPartition)), c.jc.ContainerCount, c.opts.ContainerID)
 	r.log.Info("container starting", "job", c.jc.Name, "job_id", c.jc.ID, "container", c.opts.ContainerID,
 		"containers", c.jc.ContainerCount, "tasks", len(mine), "of_tasks", len(byPartition))
+	if err := r.checkOutputs(ctx); err != nil {
+		return err
+	}
 
 	if c.cpm != nil {
 		if err := c.cpm.Start(ctx); err != nil {
@@ -393,6 +396,38 @@ func (r *run) run(ctx context.Context) error {
 	}
 	r.looping = true
 	return r.loop(ctx)
+}
+
+// outputs returns the streams the job is known to write to: the task's declared
+// outputs and the dead-letter stream.
+func (c *Container) outputs() []system.SystemStream {
+	var out []system.SystemStream
+	if c.jc.DeadLetter != nil {
+		out = append(out, *c.jc.DeadLetter)
+	}
+	return out
+}
+
+// checkOutputs makes sure every known output stream exists before anything is
+// processed, and logs its partition count: a missing output would otherwise fail only
+// at the first delivery.
+func (r *run) checkOutputs(ctx context.Context) error {
+	bySystem := map[string][]string{}
+	for _, ss := range r.c.outputs() {
+		if !slices.Contains(bySystem[ss.System], ss.Stream) {
+			bySystem[ss.System] = append(bySystem[ss.System], ss.Stream)
+		}
+	}
+	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
+		for _, stream := range bySystem[sys] {
+			md, err := r.c.systems[sys].Admin().Partitions(ctx, stream)
+			if err != nil {
+				return fmt.Errorf("output stream %s.%s: %w", sys, stream, err)
+			}
+			r.log.Info("output stream", "stream", sys+"."+stream, "partitions", len(md))
+		}
+	}
+	return nil
 }
 
 // readCheckpoint returns the task's checkpoint: empty when it has none, or when the
