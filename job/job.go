@@ -3,6 +3,9 @@
 // the per-stream offset settings of SPEC.md §2, with Samza's key names and defaults.
 //
 // Parse reports every problem at once, each as a *config.Error naming the key and value.
+// Keys lists every key Sluice reads and every Samza key it ignores or does not support,
+// and CheckKeys turns the keys of a configuration that would have no effect into
+// warnings.
 package job
 
 import (
