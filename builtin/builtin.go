@@ -28,21 +28,27 @@ const (
 func Tasks() map[string]task.Definition {
 	return map[string]task.Definition{
 		"passthrough": {
-			New:   newPassthrough,
-			Check: outputCheck(KeyPassthroughOutput),
+			New:     newPassthrough,
+			Keys:    []string{KeyPassthroughOutput},
+			Outputs: outputs(KeyPassthroughOutput),
 		},
 		"pageview-counter": {
 			New:           newPageViewCounter,
-			Check:         outputCheck(KeyPageViewOutput),
+			Keys:          []string{KeyPageViewOutput},
+			Outputs:       outputs(KeyPageViewOutput),
 			WindowDefault: 10 * time.Second,
 		},
 	}
 }
 
-func outputCheck(key string) task.ConfigCheck {
-	return func(cfg config.Config) error {
-		_, err := output(cfg, key)
-		return err
+// outputs returns the Outputs of a task whose one output is named by key.
+func outputs(key string) func(config.Config) ([]system.SystemStream, error) {
+	return func(cfg config.Config) ([]system.SystemStream, error) {
+		ss, err := output(cfg, key)
+		if err != nil {
+			return nil, err
+		}
+		return []system.SystemStream{ss}, nil
 	}
 }
 

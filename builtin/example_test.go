@@ -29,10 +29,12 @@ func (printer) Send(_ context.Context, env system.OutgoingEnvelope) error {
 func Example() {
 	def := builtin.Tasks()["pageview-counter"]
 	cfg := config.New(map[string]string{builtin.KeyPageViewOutput: "kafka.PageViewCounts"})
-	if err := def.Check(cfg); err != nil {
+	outs, err := def.Outputs(cfg)
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	fmt.Println("outputs:", outs)
 	t, err := def.New("Partition 3", cfg)
 	if err != nil {
 		fmt.Println(err)
@@ -51,6 +53,7 @@ func Example() {
 		return
 	}
 	// Output:
+	// outputs: [kafka.PageViewCounts]
 	// to kafka.PageViewCounts partition 3: /about=1
 	// to kafka.PageViewCounts partition 3: /home=2
 }

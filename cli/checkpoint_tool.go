@@ -14,7 +14,7 @@ import (
 	"github.com/sluice-streams/sluice/task"
 )
 
-const checkpointToolSynopsis = `--config-path=PATH [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=system.stream,...]] [--dry-run] [--force]
+const checkpointToolSynopsis = `--config-path=PATH [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=system.stream,...]] [--dry-run] [--force] [--strict]
 
 Prints the job's latest checkpoints to stdout as a properties file, one line per task
 and input partition; each offset is the NEXT offset the task reads. With --new-offsets
@@ -40,6 +40,7 @@ func (e *env) checkpointTool(ctx context.Context, args []string) int {
 	streams := fs.String("streams", "", "with --reset-to: only these input streams, comma-separated system.stream")
 	dryRun := fs.Bool("dry-run", false, "print the changes on stdout and write nothing")
 	force := fs.Bool("force", false, "write even while the job is running, and offsets outside the range the system retains (each with a warning)")
+	strict := strictFlag(fs)
 	if code, stop := e.parse(fs, args); stop {
 		return code
 	}
@@ -76,10 +77,12 @@ func (e *env) checkpointTool(ctx context.Context, args []string) int {
 		Systems:     systemFactories(),
 		Checkpoints: checkpointFactories(),
 		Logger:      log,
+		Strict:      *strict,
 	})
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was read or written", err)
 	}
+	e.warn(c)
 	m, err := c.OpenModel(ctx)
 	if err != nil {
 		e.printErr(fmt.Errorf("cannot read the job's partitions and checkpoints: %w", err))

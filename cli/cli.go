@@ -38,9 +38,9 @@ const (
 const usage = `usage: sluice <command> [flags]
 
 commands:
-  run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up]
+  run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up] [--strict]
   checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
-                   [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force]
+                   [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force] [--strict]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
   quickstart       run the example page-view job on an embedded broker, with nothing installed
 
@@ -115,6 +115,18 @@ func (e *env) logger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// strictFlag adds --strict to fs.
+func strictFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("strict", false, "make every configuration warning (unknown key, unsupported Samza key, key given twice) an error, as job.config.strict=true does")
+}
+
+// warn prints the container's configuration warnings, one a line.
+func (e *env) warn(c *container.Container) {
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(e.stderr, "sluice: warning: %s\n", w)
+	}
+}
+
 // configErr prints a configuration error, one problem per line, and returns ExitUsage.
 func (e *env) configErr(what string, err error) int {
 	fmt.Fprintf(e.stderr, "sluice: %s:\n", what)
@@ -125,10 +137,11 @@ func (e *env) configErr(what string, err error) int {
 }
 
 func (e *env) run(ctx context.Context, args []string) int {
-	fs, level := e.flags("run", "--config-path=PATH [--container-id=N] [--exit-when-caught-up]")
+	fs, level := e.flags("run", "--config-path=PATH [--container-id=N] [--exit-when-caught-up] [--strict]")
 	path := fs.String("config-path", "", "the job's .properties file: a path or a file:// URL (required)")
 	id := fs.Int("container-id", 0, "this container's index, 0..job.container.count-1")
 	caughtUp := fs.Bool("exit-when-caught-up", false, "stop, with a final commit, once every input partition reached the end offset it had at start")
+	strict := strictFlag(fs)
 	if code, stop := e.parse(fs, args); stop {
 		return code
 	}
@@ -153,10 +166,12 @@ func (e *env) run(ctx context.Context, args []string) int {
 		Systems:          systemFactories(),
 		Checkpoints:      checkpointFactories(),
 		Logger:           log,
+		Strict:           *strict,
 	})
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
 	}
+	e.warn(c)
 	if err := c.Run(ctx); err != nil {
 		log.Error("job failed", "error", err)
 		return ExitFailure

@@ -9,8 +9,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,8 +23,11 @@ import (
 )
 
 // Config is an immutable set of configuration keys. The zero value is empty and usable.
+// A Config loaded from a file also knows the file and the lines each key is given on.
 type Config struct {
-	m map[string]string
+	m     map[string]string
+	file  string
+	lines map[string][]int
 }
 
 // New returns a Config holding a copy of m.
@@ -44,11 +50,22 @@ func Load(pathOrURL string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	m, err := properties.ParseMap(f)
+	entries, err := properties.Parse(f)
 	if err != nil {
 		return Config{}, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return Config{m: m}, nil
+	return fromEntries(path, entries), nil
+}
+
+// fromEntries builds the Config of a parsed file. A key given more than once keeps
+// its last value, as in Java's Properties, and every line it was given on.
+func fromEntries(file string, entries []properties.Entry) Config {
+	c := Config{m: make(map[string]string, len(entries)), file: file, lines: make(map[string][]int, len(entries))}
+	for _, e := range entries {
+		c.m[e.Key] = e.Value
+		c.lines[e.Key] = append(c.lines[e.Key], e.Line)
+	}
+	return c
 }
 
 // LocalPath turns a plain path or a file:// URL into a path. Other URL schemes are an error.
@@ -70,6 +87,24 @@ func LocalPath(pathOrURL string) (string, error) {
 		return "", fmt.Errorf("%q: the URL has no path", pathOrURL)
 	}
 	return u.Path, nil
+}
+
+// File returns the path the configuration was loaded from, or "" when it was not
+// loaded from a file.
+func (c Config) File() string { return c.file }
+
+// Lines returns the 1-based lines of the file on which key is given, in file order;
+// the value of the last one is the key's value. It returns nil when the key is not
+// set or the configuration was not loaded from a file.
+func (c Config) Lines(key string) []int { return slices.Clone(c.lines[key]) }
+
+// Where returns where key's value comes from: "file:line", or "" when unknown.
+func (c Config) Where(key string) string {
+	lines := c.lines[key]
+	if c.file == "" || len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", c.file, lines[len(lines)-1])
 }
 
 // Get returns the value of key, trimmed of surrounding whitespace, and whether it is set.
@@ -122,10 +157,16 @@ func (c Config) Subset(prefix string) Config {
 	return s
 }
 
-// With returns a copy of c with key set to value.
+// With returns a copy of c with key set to value. The other keys keep their lines;
+// key has none.
 func (c Config) With(key, value string) Config {
 	n := New(c.m)
 	n.m[key] = value
+	n.file = c.file
+	if c.lines != nil {
+		n.lines = maps.Clone(c.lines)
+		delete(n.lines, key)
+	}
 	return n
 }
 
@@ -157,17 +198,40 @@ func (c Config) Bool(key string, def bool) (bool, error) {
 	return def, &Error{Key: key, Value: v, Msg: "must be true or false"}
 }
 
-// Millis returns key, a number of milliseconds, as a duration, or def when unset.
+// MaxMillis is the largest number of milliseconds a time.Duration holds (about 292
+// years).
+const MaxMillis = math.MaxInt64 / int64(time.Millisecond)
+
+// Millis returns key, a number of milliseconds, as a duration, or def when unset. The
+// value must be -1 (Samza's "off"), 0, or a positive number up to MaxMillis: a larger
+// one would overflow the duration, and other negative numbers mean nothing. Callers
+// check the range their key allows.
 func (c Config) Millis(key string, def time.Duration) (time.Duration, error) {
 	n, err := c.Int(key, int64(def/time.Millisecond))
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
 			e.Msg = "not a whole number of milliseconds"
+			if isInteger(e.Value) {
+				e.Msg = fmt.Sprintf("too large: at most %d milliseconds (about 292 years)", MaxMillis)
+			}
 		}
 		return def, err
 	}
+	v, _ := c.Get(key)
+	switch {
+	case n > MaxMillis:
+		return def, &Error{Key: key, Value: v, Msg: fmt.Sprintf("too large: at most %d milliseconds (about 292 years)", MaxMillis)}
+	case n < -1:
+		return def, &Error{Key: key, Value: v, Msg: "must be -1, 0 or a positive number of milliseconds"}
+	}
 	return time.Duration(n) * time.Millisecond, nil
+}
+
+// isInteger reports whether s is an optional sign and decimal digits, however many.
+func isInteger(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // Error is one configuration problem: the key, its value, and what is wrong.
@@ -177,6 +241,9 @@ type Error struct {
 	Msg   string
 	// Err, when set, is the underlying cause; Msg defaults to its text.
 	Err error
+	// Where, when set, is where the key is given ("file:line", see Config.Where);
+	// the message starts with it.
+	Where string
 }
 
 func (e *Error) Error() string {
@@ -184,10 +251,14 @@ func (e *Error) Error() string {
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()
 	}
-	if e.Value == "" {
-		return fmt.Sprintf("%s: %s", e.Key, msg)
+	where := ""
+	if e.Where != "" {
+		where = e.Where + ": "
 	}
-	return fmt.Sprintf("%s=%s: %s", e.Key, e.Value, msg)
+	if e.Value == "" {
+		return fmt.Sprintf("%s%s: %s", where, e.Key, msg)
+	}
+	return fmt.Sprintf("%s%s=%s: %s", where, e.Key, e.Value, msg)
 }
 
 // Unwrap returns the underlying cause, if any.

@@ -86,3 +86,66 @@ func TestSubsetAndProblems(t *testing.T) {
 		t.Errorf("Problems = %q", err)
 	}
 }
+
+func TestLoadKeepsTheLinesOfEveryKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "job.properties")
+	if err := os.WriteFile(path, []byte("# a comment\ntask.commit.ms=100\njob.name=a \\\n  b\n\ntask.commit.ms=200\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Get("task.commit.ms"); v != "200" {
+		t.Errorf("task.commit.ms = %q, want the last value 200", v)
+	}
+	if got := c.Lines("task.commit.ms"); len(got) != 2 || got[0] != 2 || got[1] != 6 {
+		t.Errorf("Lines(task.commit.ms) = %v, want [2 6]", got)
+	}
+	if got := c.Where("job.name"); got != path+":3" {
+		t.Errorf("Where(job.name) = %q, want %s:3", got, path)
+	}
+	if c.File() != path || c.Where("unset") != "" || c.Lines("unset") != nil {
+		t.Errorf("File = %q, Where(unset) = %q, Lines(unset) = %v", c.File(), c.Where("unset"), c.Lines("unset"))
+	}
+	w := c.With("task.commit.ms", "5")
+	if w.Where("task.commit.ms") != "" || w.Where("job.name") != path+":3" {
+		t.Errorf("With: Where(task.commit.ms) = %q, Where(job.name) = %q", w.Where("task.commit.ms"), w.Where("job.name"))
+	}
+	if m := config.New(map[string]string{"a": "1"}); m.Where("a") != "" || m.File() != "" {
+		t.Errorf("New: Where = %q, File = %q", m.Where("a"), m.File())
+	}
+}
+
+func TestErrorStartsWithWhere(t *testing.T) {
+	e := &config.Error{Key: "task.comit.ms", Value: "100", Msg: "unknown key", Where: "job.properties:3"}
+	if got, want := e.Error(), "job.properties:3: task.comit.ms=100: unknown key"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestMillisRejectsDurationsThatOverflow(t *testing.T) {
+	c := config.New(map[string]string{
+		"overflow": "18446744073710", "huge": "99999999999999999999", "max": "9223372036854",
+		"off": "-1", "zero": "0", "neg": "-5", "minneg": "-9223372036855",
+	})
+	for key, want := range map[string]string{
+		"overflow": "overflow=18446744073710: too large",
+		"huge":     "huge=99999999999999999999: too large",
+		"neg":      "neg=-5: must be -1, 0 or a positive number",
+		"minneg":   "minneg=-9223372036855: must be -1, 0 or a positive number",
+	} {
+		d, err := c.Millis(key, time.Second)
+		if err == nil || !strings.Contains(err.Error(), want) || !config.IsConfigError(err) {
+			t.Errorf("Millis(%s) = %v, %v; want an error containing %q", key, d, err, want)
+		}
+	}
+	for key, want := range map[string]time.Duration{"max": time.Duration(config.MaxMillis) * time.Millisecond, "off": -time.Millisecond, "zero": 0} {
+		if d, err := c.Millis(key, time.Second); err != nil || d != want {
+			t.Errorf("Millis(%s) = %v, %v; want %v", key, d, err, want)
+		}
+	}
+	if d := time.Duration(config.MaxMillis) * time.Millisecond; d <= 0 {
+		t.Errorf("MaxMillis overflows: %v", d)
+	}
+}

@@ -66,6 +66,12 @@ type Options struct {
 	// the consumer (with Kafka, up to max.partition.fetch.bytes per partition), so
 	// memory grows with this number, not with the backlog.
 	BufferedBatches int
+	// Strict makes every configuration warning (see Container.Warnings) an error of New,
+	// as job.config.strict=true does.
+	Strict bool
+	// Keys lists configuration keys read by the program's own systems or checkpoint
+	// managers, as patterns like task.Definition.Keys, so they draw no warning.
+	Keys []string
 }
 
 // Container is one configured container of a job. Create it with New, then call Run once.
@@ -77,11 +83,15 @@ type Container struct {
 	cpm     checkpoint.Manager
 	log     *slog.Logger
 	stats   stats
+
+	warnings []*config.Error
 }
 
 // New validates the configuration and builds the container's systems and checkpoint
 // manager without connecting to anything. Every configuration problem is reported in
-// the returned error at once.
+// the returned error at once. Keys that have no effect (unknown, unsupported, given
+// twice) are Warnings, or problems too with Options.Strict or job.config.strict; Samza
+// keys that mean nothing in Sluice are logged at info.
 func New(cfg config.Config, opts Options) (*Container, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -98,8 +108,8 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if jc.ContainerCount >= 1 && (opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount) {
 		p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must be in 0..%d (job.container.count=%d)", jc.ContainerCount-1, jc.ContainerCount)
 	}
-	def, ok := opts.Tasks[jc.TaskClass]
-	if !ok {
+	def, known := opts.Tasks[jc.TaskClass]
+	if !known {
 		p.Add(job.KeyTaskClass, jc.TaskClass, "unknown task; known tasks: %s", strings.Join(slices.Sorted(maps.Keys(opts.Tasks)), ", "))
 	} else if def.Check != nil {
 		p.AddErr(guard(jc.TaskClass, "checking its configuration", func() error { return def.Check(cfg) }))
@@ -122,6 +132,19 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		}
 		c.systems[name] = s
 	}
+	if known {
+		checkStreams(&p, cfg, jc, def, c.systems)
+	}
+	keys := job.CheckKeys(cfg, def.Keys, opts.Keys)
+	if opts.Strict || jc.Strict {
+		for _, w := range keys.Warnings {
+			e := *w
+			e.Msg += " (an error, as configuration checking is strict)"
+			p.AddErr(&e)
+		}
+	} else {
+		c.warnings = keys.Warnings
+	}
 	if jc.CheckpointFactory != "" {
 		f, ok := opts.Checkpoints[jc.CheckpointFactory]
 		switch {
@@ -138,8 +161,16 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
+	for _, e := range keys.Ignored {
+		c.log.Info("configuration key ignored", "key", e.Key, "where", e.Where, "why", e.Msg)
+	}
 	return c, nil
 }
+
+// Warnings returns the configuration's keys that have no effect, each naming the key,
+// where it is given and why: unknown keys (with the nearest known key when one is
+// close), Samza keys for features Sluice lacks, and keys given more than once.
+func (c *Container) Warnings() []*config.Error { return slices.Clone(c.warnings) }
 
 // Job returns the container's parsed job configuration.
 func (c *Container) Job() *job.Config { return c.jc }

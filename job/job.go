@@ -3,6 +3,9 @@
 // the per-stream offset settings of SPEC.md §2, with Samza's key names and defaults.
 //
 // Parse reports every problem at once, each as a *config.Error naming the key and value.
+// Keys lists every key Sluice reads and every Samza key it ignores or does not support,
+// and CheckKeys turns the keys of a configuration that would have no effect into
+// warnings.
 package job
 
 import (
@@ -16,18 +19,28 @@ import (
 
 // Keys and defaults, as Samza names them.
 const (
-	KeyJobName            = "job.name"
-	KeyJobID              = "job.id"
-	KeyContainerCount     = "job.container.count"
-	KeyDefaultSystem      = "job.default.system"
-	KeyInputs             = "task.inputs"
-	KeyTaskClass          = "task.class"
-	KeyCommitMs           = "task.commit.ms"
-	KeyCommitOnShutdown   = "task.commit.on.shutdown"
-	KeyWindowMs           = "task.window.ms"
-	KeyCheckpointFactory  = "task.checkpoint.factory"
-	KeyCheckpointPath     = "task.checkpoint.path"
-	KeyCheckpointSystem   = "task.checkpoint.system"
+	KeyJobName           = "job.name"
+	KeyJobID             = "job.id"
+	KeyContainerCount    = "job.container.count"
+	KeyDefaultSystem     = "job.default.system"
+	KeyInputs            = "task.inputs"
+	KeyTaskClass         = "task.class"
+	KeyCommitMs          = "task.commit.ms"
+	KeyCommitOnShutdown  = "task.commit.on.shutdown"
+	KeyWindowMs          = "task.window.ms"
+	KeyCheckpointFactory = "task.checkpoint.factory"
+	KeyCheckpointPath    = "task.checkpoint.path"
+	KeyCheckpointSystem  = "task.checkpoint.system"
+	KeyAppName           = "app.name"
+	KeyAppID             = "app.id"
+	// KeyCoordinatorFactory must be static (or unset): containers share a job by
+	// job.container.count and --container-id.
+	KeyCoordinatorFactory = "job.coordinator.factory"
+	// KeyGrouperFactory must be Samza's GroupByPartitionFactory (or unset): task
+	// "Partition N" reads partition N of every input.
+	KeyGrouperFactory = "job.systemstreampartition.grouper.factory"
+	// KeyConfigStrict makes every configuration warning an error, as --strict does.
+	KeyConfigStrict       = "job.config.strict"
 	KeyPartitionMonitorMs = "job.partition.monitor.ms"
 	KeyIgnoredExceptions  = "task.ignored.exceptions"
 	KeyDeadLetterStream   = "task.dead.letter.stream"
@@ -36,6 +49,10 @@ const (
 	// DefaultPartitionMonitorInterval is how often a running container looks for
 	// input partitions added since it started.
 	DefaultPartitionMonitorInterval = 5 * time.Second
+	// StaticCoordinator is the only job.coordinator.factory.
+	StaticCoordinator = "static"
+	// GroupByPartition is the only job.systemstreampartition.grouper.factory.
+	GroupByPartition = "org.apache.samza.container.grouper.stream.GroupByPartitionFactory"
 )
 
 // OffsetType is where a partition without a usable checkpoint starts.
@@ -123,6 +140,9 @@ type Config struct {
 
 	// SystemFactories maps each configured system to the short name of its factory.
 	SystemFactories map[string]string
+
+	// Strict is job.config.strict: configuration warnings are errors.
+	Strict bool
 }
 
 // Parse validates cfg and returns the typed configuration and every problem found. The
@@ -132,11 +152,20 @@ func Parse(cfg config.Config) (*Config, error) {
 	var p config.Problems
 	c := &Config{Raw: cfg, SystemFactories: map[string]string{}}
 
-	c.Name = cfg.GetOr(KeyJobName, cfg.GetOr("app.name", ""))
+	c.Name = cfg.GetOr(KeyJobName, cfg.GetOr(KeyAppName, ""))
 	if c.Name == "" {
 		p.Add(KeyJobName, "", "is required (the job's name, used in checkpoint names)")
 	}
-	c.ID = cfg.GetOr(KeyJobID, cfg.GetOr("app.id", DefaultJobID))
+	c.ID = cfg.GetOr(KeyJobID, cfg.GetOr(KeyAppID, DefaultJobID))
+	if v := cfg.GetOr(KeyCoordinatorFactory, StaticCoordinator); !strings.EqualFold(v, StaticCoordinator) {
+		p.Add(KeyCoordinatorFactory, v, "only %s is supported in this version of Sluice: containers share the job by %s and --container-id", StaticCoordinator, KeyContainerCount)
+	}
+	if v := cfg.GetOr(KeyGrouperFactory, GroupByPartition); v != GroupByPartition {
+		p.Add(KeyGrouperFactory, v, "only %s is supported: task \"Partition N\" reads partition N of every input", GroupByPartition)
+	}
+	var err error
+	c.Strict, err = cfg.Bool(KeyConfigStrict, false)
+	p.AddErr(err)
 
 	n, err := cfg.Int(KeyContainerCount, 1)
 	p.AddErr(err)

@@ -111,4 +111,14 @@ type Definition struct {
 	Check ConfigCheck
 	// WindowDefault is used when task.window.ms is unset. Zero means no windowing.
 	WindowDefault time.Duration
+	// Keys lists the configuration keys the task reads, so that the container can warn
+	// of the ones nobody reads: exact keys ("task.passthrough.output") or patterns, where
+	// a final ".*" stands for any rest ("task.myapp.*"). Optional: a task that lists
+	// none is taken to read any task.* key that is not close to one of Sluice's own
+	// (task.comit.ms is still flagged as a typo of task.commit.ms).
+	Keys []string
+	// Outputs returns the streams the task sends to under cfg. Optional. The container
+	// checks before anything runs that each names a configured system and a stream name
+	// that system accepts. Errors should be *config.Error values naming the key.
+	Outputs func(cfg config.Config) ([]system.SystemStream, error)
 }
