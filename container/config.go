@@ -18,8 +18,9 @@ type streamNameValidator interface {
 }
 
 // checkStreams checks that every input and every output the task declares names a
-// configured system, and a stream name that system accepts.
-func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def task.Definition, systems map[string]system.System) {
+// configured system, and a stream name that system accepts. It returns the declared
+// outputs.
+func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def task.Definition, systems map[string]system.System) []system.SystemStream {
 	inputs, _ := cfg.Get(job.KeyInputs)
 	for _, in := range jc.Inputs {
 		if v, ok := systems[in.System].(streamNameValidator); ok {
@@ -29,7 +30,7 @@ func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def tas
 		}
 	}
 	if def.Outputs == nil {
-		return
+		return nil
 	}
 	var outs []system.SystemStream
 	err := guard(jc.TaskClass, "declaring its outputs", func() (err error) {
@@ -38,7 +39,7 @@ func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def tas
 	})
 	if err != nil {
 		p.AddErr(err)
-		return
+		return nil
 	}
 	for _, out := range outs {
 		key, value := keyNaming(cfg, out)
@@ -56,6 +57,7 @@ func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def tas
 			}
 		}
 	}
+	return outs
 }
 
 // keyNaming returns the task.* key (else any key) whose value, or one item of whose

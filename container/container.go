@@ -81,8 +81,10 @@ type Container struct {
 	def     task.Definition
 	systems map[string]system.System
 	cpm     checkpoint.Manager
-	log     *slog.Logger
-	stats   stats
+	// declared are the output streams the task declares (task.Definition.Outputs).
+	declared []system.SystemStream
+	log      *slog.Logger
+	stats    stats
 
 	warnings []*config.Error
 }
@@ -133,7 +135,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		c.systems[name] = s
 	}
 	if known {
-		checkStreams(&p, cfg, jc, def, c.systems)
+		c.declared = checkStreams(&p, cfg, jc, def, c.systems)
 	}
 	keys := job.CheckKeys(cfg, def.Keys, opts.Keys)
 	if opts.Strict || jc.Strict {
@@ -432,7 +434,7 @@ func (r *run) run(ctx context.Context) error {
 // outputs returns the streams the job is known to write to: the task's declared
 // outputs and the dead-letter stream.
 func (c *Container) outputs() []system.SystemStream {
-	var out []system.SystemStream
+	out := slices.Clone(c.declared)
 	if c.jc.DeadLetter != nil {
 		out = append(out, *c.jc.DeadLetter)
 	}

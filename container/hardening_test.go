@@ -392,3 +392,37 @@ func TestErrorsNotListedStillStopTheJob(t *testing.T) {
 func inmemMessage(v string) inmem.Message {
 	return inmem.Message{Value: []byte(v), Headers: []system.Header{{Key: "orig", Value: []byte("header")}}, Time: time.Unix(1_600_000_000, 0)}
 }
+
+// TestMissingOutputStreamRefusedAtStart: a declared output that does not exist stops
+// the job before anything is processed, naming the stream.
+func TestMissingOutputStreamRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		want string
+	}{
+		{"declared output", nil, "output stream mem.out"},
+		{"dead-letter stream", []string{"task.ignored.exceptions", "*", "task.dead.letter.stream", "mem.dlq"}, "output stream mem.dlq"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.stream("in", 1, 3)
+			if tc.name != "declared output" {
+				e.stream("out", 1, 0)
+			}
+			s := &seen{}
+			def := copyTo("out", s, nil)
+			def.Outputs = func(config.Config) ([]system.SystemStream, error) {
+				return []system.SystemStream{{System: "mem", Stream: "out"}}, nil
+			}
+			e.tasks["test"] = def
+			err := e.run(baseConfig(tc.kv...), exitWhenCaughtUp)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no stream") {
+				t.Fatalf("Run = %v, want a missing-output error naming %s", err, tc.want)
+			}
+			if s.total() != 0 || e.mgr.writes != 0 {
+				t.Errorf("processed %d and wrote %d checkpoints before refusing", s.total(), e.mgr.writes)
+			}
+		})
+	}
+}

@@ -71,3 +71,48 @@ func TestSignalDuringStartUpExitsZero(t *testing.T) {
 		t.Errorf("checkpoints cover %d messages, want %d", got, n)
 	}
 }
+
+// TestMissingOutputTopicFailsAtOnce: with its output topic missing, a job used to print
+// healthy status lines until its first commit failed a minute later. Now it refuses
+// at start, exit 1, naming the topic.
+func TestMissingOutputTopicFailsAtOnce(t *testing.T) {
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 2, "in")
+	produce(t, seeds, "in", 2, "m", 0, 10)
+	p := start(t, "run", "--config-path="+passthroughConfig(t, seeds, "no-output"))
+	if code := p.wait(t, 20*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, tail(p.stderr.String(), 10))
+	}
+	if lines := grep(p.stderr.String(), "output stream kafka.out", `topic \"out\" does not exist`); len(lines) == 0 {
+		t.Errorf("the failure does not name the missing topic:\n%s", tail(p.stderr.String(), 10))
+	}
+}
+
+// TestOutputWithFewerPartitionsFailsWithinSeconds: passthrough from 4 partitions to a
+// 2-partition output. The first message to partition 2 cannot be delivered; the job
+// stops within seconds (not at its first commit, a minute later) with a message that
+// says so, and checkpoints nothing of the partitions it could not deliver.
+func TestOutputWithFewerPartitionsFailsWithinSeconds(t *testing.T) {
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 4, "in")
+	createTopics(t, seeds, 2, "out")
+	produce(t, seeds, "in", 4, "m", 0, 40)
+	cfg := passthroughConfig(t, seeds, "few-partitions", "task.commit.ms=60000")
+	began := time.Now()
+	p := start(t, "run", "--config-path="+cfg)
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, tail(p.stderr.String(), 10))
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("the job took %v to fail", took)
+	}
+	if lines := grep(p.stderr.String(), `topic \"out\", which has 2 partitions (0..1)`); len(lines) == 0 {
+		t.Errorf("the failure does not explain the partition count:\n%s", tail(p.stderr.String(), 10))
+	}
+	cps, _ := readKafkaCheckpoints(t, seeds, "__samza_checkpoint_few-partitions_1", "kafka", "in", 4)
+	for _, p := range []int32{2, 3} {
+		if cps[p] > 0 {
+			t.Errorf("partition %d checkpointed at %d, but none of its messages could be delivered", p, cps[p])
+		}
+	}
+}

@@ -285,11 +285,7 @@ func TestOverflowingDurationsAreErrors(t *testing.T) {
 
 // pendingDocs are registry keys whose feature the runtime is gaining; their rows come
 // with their implementation. Remove a key from here when it is documented.
-var pendingDocs = map[string]bool{
-	"job.partition.monitor.ms": true,
-	"task.ignored.exceptions":  true,
-	"task.dead.letter.stream":  true,
-}
+var pendingDocs = map[string]bool{}
 
 // TestTheConfigurationPageNamesEveryKey keeps docs/configuration.md true to the
 // registry: every pattern appears on it in backquotes, with <s> for <system>.
