@@ -105,12 +105,7 @@ func (m *mailbox) take() (b []system.IncomingEnvelope, ok bool) {
 	left := len(m.batches) - m.head
 	if left == 0 {
 		m.batches, m.head = m.batches[:0], 0
-		if m.paused {
-			m.paused = false
-			for _, g := range m.pausers {
-				g.p.Resume(g.ssps...)
-			}
-		}
+		m.resumeLocked()
 	}
 	m.mu.Unlock()
 	if left > 0 {
@@ -118,4 +113,20 @@ func (m *mailbox) take() (b []system.IncomingEnvelope, ok bool) {
 	}
 	signal(m.room)
 	return b, true
+}
+
+// resume resumes the task's partitions if they are paused.
+func (m *mailbox) resume() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resumeLocked()
+}
+
+func (m *mailbox) resumeLocked() {
+	if m.paused {
+		m.paused = false
+		for _, g := range m.pausers {
+			g.p.Resume(g.ssps...)
+		}
+	}
 }

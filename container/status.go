@@ -68,10 +68,9 @@ func (s *status) lags(ctx context.Context) (string, int64, error) {
 		}
 		maps.Copy(meta, md)
 	}
-	for _, t := range s.r.tasks {
-		t.pubMu.Lock()
-		pub := maps.Clone(t.pub)
-		t.pubMu.Unlock()
+	for _, tr := range s.r.tasks {
+		t := tr.core
+		pub := t.published()
 		for _, ssp := range t.ssps {
 			admin, _ := s.r.admin(ssp.System)
 			next := t.starts[ssp].Offset

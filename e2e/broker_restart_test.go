@@ -141,7 +141,7 @@ func TestBrokerOutageLongerThanDeliveryTimeout(t *testing.T) {
 		t.Fatalf("the job exited %d after its outputs failed, want 1; stderr:\n%s", code, tail(job.stderr.String(), 30))
 	}
 	log := job.stderr.String()
-	if len(grep(log, "level=ERROR", "flush of outputs")) == 0 {
+	if len(grep(log, "level=ERROR", "could not be delivered")) == 0 {
 		t.Errorf("the job's error does not say that its outputs failed; stderr:\n%s", tail(log, 30))
 	}
 	if len(grep(log, "no final commit for this task")) == 0 {

@@ -44,11 +44,14 @@ const (
 	KeyPartitionMonitorMs = "job.partition.monitor.ms"
 	KeyIgnoredExceptions  = "task.ignored.exceptions"
 	KeyDeadLetterStream   = "task.dead.letter.stream"
+	KeyShutdownMs         = "task.shutdown.ms"
 	DefaultJobID          = "1"
 	DefaultCommitInterval = 60 * time.Second
 	// DefaultPartitionMonitorInterval is how often a running container looks for
 	// input partitions added since it started.
 	DefaultPartitionMonitorInterval = 5 * time.Second
+	// DefaultShutdownTimeout bounds a stop: in-flight messages and the final commit.
+	DefaultShutdownTimeout = 30 * time.Second
 	// StaticCoordinator is the only job.coordinator.factory.
 	StaticCoordinator = "static"
 	// GroupByPartition is the only job.systemstreampartition.grouper.factory.
@@ -125,6 +128,9 @@ type Config struct {
 	IgnoredErrors []string
 	// DeadLetter is task.dead.letter.stream: where skipped messages are sent, if set.
 	DeadLetter *system.SystemStream
+	// ShutdownTimeout is task.shutdown.ms: how long a stop (or the removal of a task)
+	// waits for in-flight messages and the final commit.
+	ShutdownTimeout time.Duration
 	// PartitionMonitorInterval is job.partition.monitor.ms: how often a running
 	// container compares the partition counts of its inputs with those it started with.
 	PartitionMonitorInterval time.Duration
@@ -241,6 +247,11 @@ func Parse(cfg config.Config) (*Config, error) {
 		default:
 			c.DeadLetter = &ss
 		}
+	}
+	c.ShutdownTimeout, err = cfg.Millis(KeyShutdownMs, DefaultShutdownTimeout)
+	p.AddErr(err)
+	if err == nil && c.ShutdownTimeout <= 0 {
+		p.Add(KeyShutdownMs, cfg.GetOr(KeyShutdownMs, ""), "must be positive: how long a stop waits for in-flight messages and the final commit")
 	}
 	c.PartitionMonitorInterval, err = cfg.Millis(KeyPartitionMonitorMs, DefaultPartitionMonitorInterval)
 	p.AddErr(err)

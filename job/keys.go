@@ -65,6 +65,7 @@ var registry = []Key{
 
 	// Package container (the run loop).
 	{Pattern: "job.partition.monitor.ms"},
+	{Pattern: KeyShutdownMs},
 	{Pattern: "task.ignored.exceptions"},
 	{Pattern: "task.dead.letter.stream"},
 
@@ -140,7 +141,6 @@ var registry = []Key{
 	{Pattern: "job.config.rewriter.*", Status: Unsupported, Note: "config rewriters are not supported: the file is used as written"},
 	{Pattern: "job.elasticity.factor", Status: Unsupported, Note: "Sluice runs one task per partition number"},
 	{Pattern: "task.broadcast.inputs", Status: Unsupported, Note: "broadcast inputs are not supported: these partitions are not read"},
-	{Pattern: "task.shutdown.ms", Status: Unsupported, Note: "a stop always waits for the current messages and the final commit"},
 	{Pattern: "systems.<system>.samza.reset.offset", Status: Unsupported, Note: "Samza reads it per stream: set systems.<system>.default.stream.samza.reset.offset or systems.<system>.streams.<stream>.samza.reset.offset"},
 	{Pattern: "systems.<system>.samza.delete.committed.messages", Status: Unsupported, Note: "Sluice never deletes input messages"},
 	{Pattern: "systems.<system>.default.stream.samza.delete.committed.messages", Status: Unsupported, Note: "Sluice never deletes input messages"},
