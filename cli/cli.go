@@ -42,14 +42,16 @@ commands:
   checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
                    [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
-  quickstart       run the example page-view job on an embedded broker, with nothing installed
+  quickstart       run the example page-view job on an embedded broker, with nothing installed:  sluice quickstart [--keep-broker]
   topic            create, fill, read and list topics:  sluice topic create|produce|consume|list --topic=T ...
   version          print the version of sluice and of the Go it was built with
 
 Run 'sluice <command> -h' for a command's flags.
 `
 
-// Main runs one sluice command and returns its exit code.
+// Main runs one sluice command and returns its exit code. Commands read nothing but
+// args, except `sluice topic produce`, which reads the process's standard input
+// unless given --file.
 func Main(ctx context.Context, args []string, tasks map[string]task.Definition, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
