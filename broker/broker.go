@@ -8,10 +8,19 @@
 // replication, and without SyncWrites a crash can lose the most recent writes. It
 // says so in a warning when it starts.
 //
-// Lifecycle: New validates the options and starts nothing. Start binds the address
-// and serves in the background; Addr then returns the address clients should use
-// (useful with port 0). Close stops serving and persists everything; it is
-// idempotent. Run(ctx) is Start, then Close when ctx is done, for commands.
+// Lifecycle: New validates the options and starts nothing. Start locks the data
+// directory, binds the address and serves in the background; Addr then returns the
+// address clients should use (useful with port 0). Close stops serving, persists
+// everything and releases the directory; it is idempotent. Run(ctx) is Start, then
+// Close when ctx is done, for commands.
+//
+// One data directory, one broker: Start takes an exclusive flock(2) on LockFile in
+// the directory and writes its process ID into it, and a second broker on the same
+// directory, in this process or another, fails with an error wrapping
+// ErrDataDirInUse that names the directory and the holder's process ID. The kernel
+// releases the lock when the process exits, however it exits, so a broker that was
+// killed leaves a stale lock file that the next one simply takes over. On platforms
+// without flock(2) the directory is not locked, and Start logs a warning saying so.
 //
 // Behaviour a developer may rely on, matching a default Kafka broker: topics are
 // created automatically, with one partition, when a client that asks for automatic
@@ -27,14 +36,26 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluice-streams/sluice/internal/flock"
 )
 
 // DefaultListen is the address the broker listens on when Options.Listen is empty.
 const DefaultListen = "127.0.0.1:9092"
+
+// LockFile is the name of the lock file in the data directory; while a broker runs,
+// it holds the broker's process ID.
+const LockFile = "broker.lock"
+
+// ErrDataDirInUse is wrapped by Start's error when another broker holds the data
+// directory.
+var ErrDataDirInUse = errors.New("in use by another broker")
 
 // Options configures a Broker.
 type Options struct {
@@ -64,6 +85,7 @@ type Broker struct {
 
 	mu      sync.Mutex
 	cluster *kfake.Cluster
+	lock    *os.File // the data directory's lock file, held while serving
 	addr    string
 	closed  bool
 }
@@ -96,8 +118,10 @@ func New(opts Options) (*Broker, error) {
 	return b, nil
 }
 
-// Start binds the listen address, loads the data directory and serves in the
-// background. It logs a warning that the broker is for development and tests only.
+// Start locks the data directory, binds the listen address, loads the directory and
+// serves in the background. It logs a warning that the broker is for development and
+// tests only. If another broker holds the directory, it fails with an error wrapping
+// ErrDataDirInUse.
 func (b *Broker) Start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -111,6 +135,13 @@ func (b *Broker) Start() error {
 		if err := os.MkdirAll(b.opts.DataDir, 0o755); err != nil {
 			return fmt.Errorf("broker: data directory: %w", err)
 		}
+		lock, err := lockDataDir(b.opts.DataDir)
+		if errors.Is(err, errors.ErrUnsupported) {
+			b.log.Warn("development broker: the data directory cannot be locked on this platform; never start a second broker on it", "data_dir", b.opts.DataDir, "error", err)
+		} else if err != nil {
+			return err
+		}
+		b.lock = lock
 	}
 	listen := net.JoinHostPort(b.host, strconv.Itoa(b.port))
 	opts := []kfake.Opt{
@@ -134,6 +165,8 @@ func (b *Broker) Start() error {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		b.release(b.lock)
+		b.lock = nil
 		return fmt.Errorf("broker: starting on %s (data directory %q): %w", listen, b.opts.DataDir, err)
 	}
 	b.cluster = c
@@ -159,14 +192,78 @@ func (b *Broker) Addr() string {
 // Close stops serving and writes everything to the data directory. It is idempotent.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	c := b.cluster
-	b.cluster, b.closed = nil, true
+	c, lock := b.cluster, b.lock
+	b.cluster, b.lock, b.closed = nil, nil, true
 	b.mu.Unlock()
 	if c != nil {
 		c.Close()
+		b.release(lock)
 		b.log.Info("development broker stopped", "data_dir", b.opts.DataDir)
 	}
 	return nil
+}
+
+// lockDataDir takes the exclusive lock on dir's LockFile, creating it if needed, and
+// writes this process's ID into it. The returned file holds the lock until closed.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("broker: lock the data directory: %w", err)
+	}
+	if err := flock.TryExclusive(f); err != nil {
+		defer f.Close()
+		if !errors.Is(err, flock.ErrLocked) {
+			return nil, fmt.Errorf("broker: lock the data directory %s: %w", dir, err)
+		}
+		holder := "process ID not written yet"
+		if pid := readPID(f); pid != "" {
+			holder = "process " + pid
+		}
+		return nil, fmt.Errorf("broker: data directory %s is %w (%s, lock file %s); stop it or use another data directory", dir, ErrDataDirInUse, holder, path)
+	}
+	if err := writePID(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("broker: write %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// readPID returns the process ID in a lock file, or "" if it holds none (its
+// holder has not written it yet).
+func readPID(f *os.File) string {
+	buf := make([]byte, 32)
+	n, _ := f.ReadAt(buf, 0)
+	pid := strings.TrimSpace(string(buf[:n]))
+	if _, err := strconv.Atoi(pid); err != nil {
+		return ""
+	}
+	return pid
+}
+
+func writePID(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// release empties the lock file, so that no process ID is left in it, and releases
+// the lock. A nil lock (no data directory, or no locking on this platform) is
+// nothing to release.
+func (b *Broker) release(lock *os.File) {
+	if lock == nil {
+		return
+	}
+	if err := lock.Truncate(0); err != nil {
+		b.log.Warn("development broker: empty the lock file", "file", lock.Name(), "error", err)
+	}
+	if err := lock.Close(); err != nil {
+		b.log.Warn("development broker: release the data directory", "file", lock.Name(), "error", err)
+	}
 }
 
 // Run starts the broker unless it is already started, serves until ctx is done, and

@@ -1,7 +1,7 @@
 // Package checkpointtool prints and rewrites the checkpoints of a job: the logic of
-// `sluice checkpoint-tool` (SPEC.md §5) as a library, with no flags, no globals and no
-// os.Exit. It works on a *container.Model, which gives the job's tasks, the partitions
-// each reads, their current offsets and the started checkpoint manager.
+// `sluice checkpoint-tool` as a library, with no flags, no globals and no os.Exit. It
+// works on a *container.Model, which gives the job's tasks, the partitions each reads,
+// their current offsets and the started checkpoint manager.
 //
 // # Printing
 //

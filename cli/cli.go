@@ -1,5 +1,5 @@
-// Package cli is the sluice command line as a library: Main runs the commands of
-// SPEC.md §7 (run, checkpoint-tool, broker, quickstart) with a set of tasks, so a
+// Package cli is the sluice command line as a library: Main runs the sluice commands
+// (run, checkpoint-tool, broker, quickstart, topic, version) with a set of tasks, so a
 // user's own program gets the same commands for its own tasks:
 //
 //	func main() {
@@ -42,12 +42,16 @@ commands:
   checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
                    [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force] [--strict]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
-  quickstart       run the example page-view job on an embedded broker, with nothing installed
+  quickstart       run the example page-view job on an embedded broker, with nothing installed:  sluice quickstart [--keep-broker]
+  topic            create, fill, read and list topics:  sluice topic create|produce|consume|list --topic=T ...
+  version          print the version of sluice and of the Go it was built with
 
 Run 'sluice <command> -h' for a command's flags.
 `
 
-// Main runs one sluice command and returns its exit code.
+// Main runs one sluice command and returns its exit code. Commands read nothing but
+// args, except `sluice topic produce`, which reads the process's standard input
+// unless given --file.
 func Main(ctx context.Context, args []string, tasks map[string]task.Definition, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -56,7 +60,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer startProfiles(stderr)()
-	env := &env{tasks: tasks, stdout: stdout, stderr: stderr}
+	env := &env{tasks: tasks, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	switch args[0] {
 	case "run":
 		return env.run(ctx, args[1:])
@@ -66,6 +70,10 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 		return env.broker(ctx, args[1:])
 	case "quickstart":
 		return env.quickstart(ctx, args[1:])
+	case "topic":
+		return env.topic(ctx, args[1:])
+	case "version", "-version", "--version":
+		return env.version(args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK
@@ -76,6 +84,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 
 type env struct {
 	tasks          map[string]task.Definition
+	stdin          io.Reader
 	stdout, stderr io.Writer
 }
 

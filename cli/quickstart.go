@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,9 +23,11 @@ import (
 )
 
 // The quickstart job: copy page views, checkpointed in the Kafka checkpoint topic.
-const quickstartJob = `# The quickstart job, written by 'sluice quickstart'. With a broker on the address
-# below, 'sluice run --config-path=%[2]s' and
-# 'sluice checkpoint-tool --config-path=%[2]s' work on it too.
+const quickstartJob = `# The quickstart job, written by 'sluice quickstart'. To run it yourself, serve the
+# quickstart's data on the address below again (or run 'sluice quickstart --keep-broker'):
+#   sluice broker --data-dir=%[3]s --listen=%[1]s
+# and then 'sluice run --config-path=%[2]s'
+# and 'sluice checkpoint-tool --config-path=%[2]s' work on it.
 job.name=page-view-copy
 task.class=passthrough
 task.inputs=kafka.PageViewEvent
@@ -45,12 +50,15 @@ const (
 )
 
 func (e *env) quickstart(ctx context.Context, args []string) int {
-	fs, level := e.flags("quickstart", "[--data-dir=DIR] [--listen=127.0.0.1:0]")
+	fs, level := e.flags("quickstart", "[--data-dir=DIR] [--listen=HOST:PORT] [--keep-broker]")
 	dataDir := fs.String("data-dir", ".quickstart", "where the embedded broker keeps its data; run again with the same directory to resume")
-	listen := fs.String("listen", "127.0.0.1:0", "address of the embedded broker (port 0 picks a free port)")
+	listen := fs.String("listen", broker.DefaultListen, "address of the embedded broker; when the default is taken, a free port is used instead (port 0 always picks one)")
+	keep := fs.Bool("keep-broker", false, "keep the embedded broker serving after the job, until Ctrl-C, so that other commands can use it")
 	if code, stop := e.parse(fs, args); stop {
 		return code
 	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "listen" })
 	log, err := e.logger(*level)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "sluice quickstart:", err)
@@ -61,11 +69,25 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 		return ExitFailure
 	}
 
-	b, err := broker.New(broker.Options{Listen: *listen, DataDir: filepath.Join(*dataDir, "broker"), Logger: log})
-	if err != nil {
-		return fail("embedded broker", err)
+	brokerDir := filepath.Join(*dataDir, "broker")
+	start := func(listen string) (*broker.Broker, error) {
+		b, err := broker.New(broker.Options{Listen: listen, DataDir: brokerDir, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return b, b.Start()
 	}
-	if err := b.Start(); err != nil {
+	b, err := start(*listen)
+	if errors.Is(err, syscall.EADDRINUSE) && !explicit {
+		// The saved configuration names whatever address is used, and the closing
+		// lines say how to serve it there again.
+		fmt.Fprintf(e.stdout, "%s is in use, so the embedded broker listens on a free port instead.\n", *listen)
+		b, err = start("127.0.0.1:0")
+	}
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("%w (pass --listen=127.0.0.1:0 to use a free port)", err)
+		}
 		return fail("start the embedded broker", err)
 	}
 	defer b.Close()
@@ -76,10 +98,10 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 		return fail("write sample page views", err)
 	}
 	cfgPath := filepath.Join(*dataDir, "page-view-copy.properties")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(quickstartJob, addr, cfgPath)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(quickstartJob, addr, cfgPath, brokerDir)), 0o644); err != nil {
 		return fail("write the job configuration", err)
 	}
-	fmt.Fprintf(e.stdout, "Embedded broker on %s (data in %s).\n", addr, filepath.Join(*dataDir, "broker"))
+	fmt.Fprintf(e.stdout, "Embedded broker on %s (data in %s).\n", addr, brokerDir)
 	fmt.Fprintf(e.stdout, "Wrote %d new page views to PageViewEvent (%d partitions); it now holds %d.\n", quickstartEvents, quickstartPartitions, produced)
 	fmt.Fprintf(e.stdout, "Running the job in %s until it has caught up (its log is on stderr)...\n", cfgPath)
 
@@ -108,6 +130,16 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 	fmt.Fprintf(e.stdout, "The job processed %d messages this run; PageViewEventCopy now holds %d.\n", st.Processed, copied)
 	fmt.Fprintf(e.stdout, "Its checkpoints are in the topic __samza_checkpoint_page-view-copy_1.\n")
 	fmt.Fprintf(e.stdout, "Run the same command again: the job resumes from its checkpoints and processes only the %d new page views.\n", quickstartEvents)
+	bootstrap := ""
+	if addr != broker.DefaultListen {
+		bootstrap = " --bootstrap=" + addr
+	}
+	if !*keep {
+		fmt.Fprintf(e.stdout, "To run the job yourself, serve this data again (or run the quickstart with --keep-broker)\nand run the job in another terminal:\n  sluice broker --data-dir=%s --listen=%s\n  sluice run --config-path=%s\n", brokerDir, addr, cfgPath)
+		return ExitOK
+	}
+	fmt.Fprintf(e.stdout, "The embedded broker keeps serving on %s until you press Ctrl-C. In another terminal, try:\n  sluice topic list%s\n  sluice checkpoint-tool --config-path=%s\n", addr, bootstrap, cfgPath)
+	<-ctx.Done()
 	return ExitOK
 }
 

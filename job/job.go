@@ -1,6 +1,7 @@
 // Package job turns a job's raw configuration into typed, validated settings: the job's
 // identity, its inputs, commit and window intervals, checkpoint manager selection and
-// the per-stream offset settings of SPEC.md §2, with Samza's key names and defaults.
+// the per-stream offset settings (samza.offset.default, samza.reset.offset), with
+// Samza's key names and defaults.
 //
 // Parse reports every problem at once, each as a *config.Error naming the key and value.
 // Keys lists every key Sluice reads and every Samza key it ignores or does not support,

@@ -1,4 +1,4 @@
-// Package offset decides where each of a task's partitions starts (SPEC.md §2):
+// Package offset decides where each of a task's partitions starts, in this order:
 //
 //  1. the task's checkpoint, unless the stream has samza.reset.offset=true;
 //  2. otherwise samza.offset.default of the stream, else of the system, else upcoming —
