@@ -19,9 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
@@ -57,7 +55,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 		fmt.Fprint(stderr, usage)
 		return ExitUsage
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignal(ctx, stderr)
 	defer stop()
 	defer startProfiles(stderr)()
 	env := &env{tasks: tasks, stdin: os.Stdin, stdout: stdout, stderr: stderr}

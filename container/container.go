@@ -10,7 +10,12 @@
 // (3) write the checkpoint, (4) tell each consumer that implements
 // system.CheckpointListener. A message whose processing failed is never checkpointed.
 //
-// The container owns every goroutine it starts; Run returns only after all have ended.
+// The container is a synchronous task core (one per task: process, window, snapshot,
+// commit through a committer) inside a shell that owns every goroutine: a dispatcher
+// per consumer, a runner per task, the partition monitor, and the control loop, which
+// adds and removes tasks while the others run. Run returns once all of them have
+// ended, except a task still busy in its own code when task.shutdown.ms ran out: the
+// stop then fails, naming it, and it is not checkpointed.
 package container
 
 import (

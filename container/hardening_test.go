@@ -426,3 +426,83 @@ func TestMissingOutputStreamRefusedAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownNeverHangs: a task stuck in Process does not hold a stop beyond
+// task.shutdown.ms. The stop fails naming the task, which is not checkpointed past its
+// last commit, while the other tasks get their final commit.
+func TestShutdownNeverHangs(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 3)
+	e.stream("out", 2, 0)
+	release := make(chan struct{})
+	defer close(release)
+	stuck, other := make(chan struct{}), make(chan struct{})
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		switch {
+		case env.SSP.Partition == 0 && env.Offset == "1":
+			close(stuck)
+			<-release // stuck until the test ends
+		case env.SSP.Partition == 1 && env.Offset == "2":
+			close(other) // partition 1's last message
+		}
+		return nil
+	})
+	c, err := e.container(baseConfig("task.shutdown.ms", "300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	<-stuck
+	<-other
+	stopAt := time.Now()
+	cancel()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run hung on a stuck task for 5 s with task.shutdown.ms=300")
+	}
+	if took := time.Since(stopAt); took > 2*time.Second {
+		t.Errorf("the stop took %v with task.shutdown.ms=300", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "Partition 0") || !strings.Contains(err.Error(), "task.shutdown.ms") {
+		t.Fatalf("Run = %v, want a failure naming the stuck task and task.shutdown.ms", err)
+	}
+	if got := e.mgr.get("Partition 0"); got != nil {
+		t.Errorf("the stuck task was checkpointed: %v", got)
+	}
+	if got := e.mgr.get("Partition 1")[ssp("in", 1)]; got != "3" {
+		t.Errorf("the other task's final commit = %q, want 3", got)
+	}
+}
+
+// TestCommitAndShutdownFromAnyGoroutine: a task may call Commit and Shutdown from
+// goroutines of its own, outside Process (run under -race).
+func TestCommitAndShutdownFromAnyGoroutine(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 5)
+	e.stream("out", 2, 0)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	e.tasks["test"] = copyTo("out", nil, func(env system.IncomingEnvelope, coord task.Coordinator) error {
+		if env.Offset == "4" {
+			wg.Go(func() {
+				coord.Commit(task.CurrentTask)
+				coord.Shutdown(task.CurrentTask)
+			})
+		}
+		return nil
+	})
+	if err := e.run(baseConfig("task.commit.on.shutdown", "false")); err != nil {
+		t.Fatalf("Run = %v; want a stop by every task's vote", err)
+	}
+	for p := range int32(2) {
+		if got := e.mgr.get(fmt.Sprintf("Partition %d", p))[ssp("in", p)]; got != "5" {
+			t.Errorf("partition %d: checkpoint %q, want 5 from the requested commit", p, got)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "every task asked to shut down") {
+		t.Errorf("the stop was not by consensus:\n%s", e.logs)
+	}
+}

@@ -678,19 +678,51 @@ func (r *run) shutdown(ctx context.Context, failure error) error {
 		errs = append(errs, err)
 	}
 	add(failure)
+	// Each task is committed as soon as it has finished its current message, so one
+	// that is stuck takes no time from the others.
+	type outcome struct {
+		name      string
+		stuck     bool
+		err       error // the task's own failure
+		commitErr error
+	}
+	outcomes := make(chan outcome, len(r.tasks))
+	for name, tr := range r.tasks {
+		go func() {
+			select {
+			case <-tr.done:
+			case <-waitCtx.Done():
+				outcomes <- outcome{name: name, stuck: true}
+				return
+			}
+			o := outcome{name: name, err: tr.err}
+			t := tr.core
+			switch {
+			case !r.c.jc.CommitOnShutdown:
+			case t.commitFailed || t.outputLost.Load():
+				// Its outputs may not all have been delivered: checkpointing it now
+				// could cover lost messages. It restarts from its last checkpoint.
+				t.log.Warn("no final commit for this task: an earlier commit of it failed or an output was lost, so it restarts from its last checkpoint")
+			default:
+				o.commitErr = t.commit(waitCtx, "shutdown")
+			}
+			outcomes <- o
+		}()
+	}
 	var stuck []string
-	finished := make([]*taskRunner, 0, len(r.tasks))
-	for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
-		tr := r.tasks[name]
-		select {
-		case <-tr.done:
-			finished = append(finished, tr)
-			add(tr.err)
-		case <-waitCtx.Done():
-			stuck = append(stuck, name)
+	var commitErrs []error
+	for range len(r.tasks) {
+		o := <-outcomes
+		if o.stuck {
+			stuck = append(stuck, o.name)
+		}
+		add(o.err)
+		if o.commitErr != nil {
+			commitErrs = append(commitErrs, o.commitErr)
 		}
 	}
 	if len(stuck) > 0 {
+		slices.Sort(stuck)
 		add(fmt.Errorf("tasks %s did not finish their current message within task.shutdown.ms (%v): they are not checkpointed past their last commit", strings.Join(stuck, ", "), r.c.jc.ShutdownTimeout))
 	}
 	if !waitFor(waitCtx, &r.dispatch) {
@@ -708,24 +740,8 @@ func (r *run) shutdown(ctx context.Context, failure error) error {
 			drained = true
 		}
 	}
-
-	if r.c.jc.CommitOnShutdown {
-		var cwg sync.WaitGroup
-		cerrs := make([]error, len(finished))
-		for i, tr := range finished {
-			t := tr.core
-			if t.commitFailed || t.outputLost.Load() {
-				// Its outputs may not all have been delivered: checkpointing it now
-				// could cover lost messages. It restarts from its last checkpoint.
-				t.log.Warn("no final commit for this task: an earlier commit of it failed or an output was lost, so it restarts from its last checkpoint")
-				continue
-			}
-			cwg.Go(func() { cerrs[i] = t.commit(waitCtx, "shutdown") })
-		}
-		cwg.Wait()
-		if err := errors.Join(cerrs...); err != nil {
-			add(fmt.Errorf("final commit: %w", err))
-		}
+	if len(commitErrs) > 0 {
+		add(fmt.Errorf("final commit: %w", errors.Join(commitErrs...)))
 	}
 	if len(errs) > 1 {
 		for _, err := range errs[1:] {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -114,5 +115,54 @@ func TestOutputWithFewerPartitionsFailsWithinSeconds(t *testing.T) {
 		if cps[p] > 0 {
 			t.Errorf("partition %d checkpointed at %d, but none of its messages could be delivered", p, cps[p])
 		}
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a stop that cannot finish (the broker is frozen with
+// SIGSTOP, so the final commit waits on it) ends at once with a second signal, exit 1.
+// Nothing was checkpointed past what the job processed: after the broker is back, a
+// restart copies every message.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	const n, partitions = 2000, 4
+	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
+	b := startBroker(t, addr, dir)
+	createTopics(t, addr, partitions, "in", "out")
+	produce(t, addr, "in", partitions, "s", 0, n)
+	// Only the final commit could checkpoint anything.
+	cfg := passthroughConfig(t, addr, "second-signal", "task.commit.ms=-1")
+	p := start(t, "run", "--config-path="+cfg)
+	for deadline := time.Now().Add(30 * time.Second); endTotal(t, addr, "out") < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not copy %d messages in 30 s:\n%s", n, tail(p.stderr.String(), 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		t.Fatalf("the job stopped although its final commit cannot reach the broker:\n%s", tail(p.stderr.String(), 20))
+	case <-time.After(500 * time.Millisecond): // the final commit is waiting on the frozen broker
+	}
+	second := time.Now()
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 1 {
+		t.Fatalf("exit %d after a second signal, want 1:\n%s", code, tail(p.stderr.String(), 20))
+	}
+	if took := time.Since(second); took > 2*time.Second {
+		t.Errorf("the job took %v to exit after the second signal", took)
+	}
+	if lines := grep(p.stderr.String(), "second signal"); len(lines) == 0 {
+		t.Errorf("the exit does not say why:\n%s", tail(p.stderr.String(), 5))
+	}
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	again := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := again.wait(t, time.Minute); code != 0 {
+		t.Fatalf("restart exited %d:\n%s", code, tail(again.stderr.String(), 20))
+	}
+	distinct, _, missing := counts(readAll(t, addr, "out"), "s", n)
+	if distinct != n {
+		t.Errorf("%d of %d messages in the output after the restart; missing e.g. %v", distinct, n, missing[:min(5, len(missing))])
 	}
 }
