@@ -121,7 +121,6 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		"stores.counts.factory=org.apache.samza.storage.kv.RocksDbKeyValueStorageEngineFactory",
 		"task.broadcast.inputs=kafka.config#0",
 		"systems.kafka.streams.Config.samza.bootstrap=true",
-		"task.shutdown.ms=5000",
 	}, "\n"))
 	r := job.CheckKeys(c, nil, nil)
 	ignored := messages(r.Ignored)
@@ -133,7 +132,7 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		}
 	}
 	warned := messages(r.Warnings)
-	for _, key := range []string{"stores.counts.factory", "task.broadcast.inputs", "systems.kafka.streams.Config.samza.bootstrap", "task.shutdown.ms"} {
+	for _, key := range []string{"stores.counts.factory", "task.broadcast.inputs", "systems.kafka.streams.Config.samza.bootstrap"} {
 		if !strings.Contains(warned[key], "not supported by Sluice") {
 			t.Errorf("%s: warning %q, want not supported", key, warned[key])
 		}
