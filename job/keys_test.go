@@ -137,7 +137,7 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 			t.Errorf("%s: warning %q, want not supported", key, warned[key])
 		}
 	}
-	if len(warned) != 4 || len(ignored) != 9 {
+	if len(warned) != 3 || len(ignored) != 9 {
 		t.Errorf("warnings %v, ignored %v", warned, ignored)
 	}
 	if !strings.HasPrefix(ignored["task.opts"], c.File()+":3: task.opts=-Xmx1g: ") {
