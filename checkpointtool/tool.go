@@ -90,6 +90,11 @@ type Options struct {
 	Force bool
 	// DryRun shows what would change and writes nothing.
 	DryRun bool
+	// AfterWrite, if set, is called during a rewrite after the new checkpoint of each
+	// task is stored, with the task and how many tasks are stored so far. With a
+	// manager that stores a rewrite all or nothing (checkpoint.AtomicWriter), the
+	// checkpoints are not visible to readers yet when it is called.
+	AfterWrite func(task string, n int)
 }
 
 // Request says what the tool is to do. The zero Request prints the checkpoints.

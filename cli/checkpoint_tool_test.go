@@ -39,6 +39,7 @@ type toolEnv struct {
 	cfg     string // path of the job's .properties
 	client  *kgo.Client
 	factory string // task.checkpoint.factory: filesystem or kafka
+	kv      map[string]string
 }
 
 // newToolEnv starts a kfake broker with topics PageViewEvent and out (two partitions each)
@@ -67,21 +68,27 @@ func newToolEnv(t *testing.T, extra ...string) *toolEnv {
 		"task.checkpoint.factory", "filesystem",
 		"task.checkpoint.path", filepath.Join(e.dir, "checkpoints"),
 	}
-	kv = append(kv, extra...)
-	m := map[string]string{}
+	e.kv = map[string]string{}
+	e.writeConfig(t, "job.properties", append(kv, extra...)...)
+	return e
+}
+
+// writeConfig sets the keys kv in the env's job config, writes it to the file name in
+// the env's directory and makes it the env's config.
+func (e *toolEnv) writeConfig(t *testing.T, name string, kv ...string) {
+	t.Helper()
 	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
+		e.kv[kv[i]] = kv[i+1]
 	}
-	e.factory = m["task.checkpoint.factory"]
+	e.factory = e.kv["task.checkpoint.factory"]
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		fmt.Fprintf(&b, "%s=%s\n", k, m[k])
+	for _, k := range slices.Sorted(maps.Keys(e.kv)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, e.kv[k])
 	}
-	e.cfg = filepath.Join(e.dir, "job.properties")
+	e.cfg = filepath.Join(e.dir, name)
 	if err := os.WriteFile(e.cfg, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // produce appends n messages to partition p of topic, one a minute from start.
