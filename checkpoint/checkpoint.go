@@ -21,6 +21,11 @@ import (
 type Checkpoint struct {
 	// Offsets holds, per partition, the offset of the next message to read.
 	Offsets map[system.SystemStreamPartition]string
+	// Source names where a checkpoint returned by Manager.Read is stored (a file, or a
+	// topic, partition and offset), for errors about its offsets: a manager stores
+	// offsets without interpreting them, so an offset the system does not accept is
+	// found only when it is used. Empty when unknown; Write ignores it.
+	Source string
 }
 
 // New returns a checkpoint with a copy of offsets.
@@ -28,7 +33,7 @@ func New(offsets map[system.SystemStreamPartition]string) Checkpoint {
 	return Checkpoint{Offsets: maps.Clone(offsets)}
 }
 
-// Equal reports whether two checkpoints hold the same offsets.
+// Equal reports whether two checkpoints hold the same offsets (whatever their Source).
 func (c Checkpoint) Equal(o Checkpoint) bool { return maps.Equal(c.Offsets, o.Offsets) }
 
 // Partitions returns the checkpoint's partitions in order.

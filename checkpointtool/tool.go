@@ -366,6 +366,9 @@ func (t *Tool) Print(ctx context.Context) error {
 			for _, ssp := range cp.Partitions() {
 				if !slices.Contains(t.m.Tasks[task], ssp) {
 					t.notef("the checkpoint of task %q holds offset %s of %s, which is no longer an input of the task: not shown, and ignored by the job", task, cp.Offsets[ssp], ssp)
+				} else if err := t.checkStored(ssp, cp.Offsets[ssp]); err != nil {
+					t.warnf("the checkpoint of task %q%s holds offset %q of %s, which is not an offset of system %s (%v): the job refuses to start with it; write a valid offset with --new-offsets",
+						task, sourceOf(cp), cp.Offsets[ssp], ssp, ssp.System, err)
 				}
 			}
 		}
@@ -377,6 +380,24 @@ func (t *Tool) Print(ctx context.Context) error {
 	}
 	_, err = t.opts.Stdout.Write(b.Bytes())
 	return err
+}
+
+// checkStored checks a stored offset of ssp with the system's admin.
+func (t *Tool) checkStored(ssp system.SystemStreamPartition, off string) error {
+	admin, ok := t.m.Admin(ssp.System)
+	if !ok {
+		return nil
+	}
+	_, err := admin.CompareOffsets(off, off)
+	return err
+}
+
+// sourceOf names where cp is stored, as " (in ...)", or "" when unknown.
+func sourceOf(cp checkpoint.Checkpoint) string {
+	if cp.Source == "" {
+		return ""
+	}
+	return " (in " + cp.Source + ")"
 }
 
 // writeHeader writes the comment lines that start a printed file.

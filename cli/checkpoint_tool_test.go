@@ -510,15 +510,7 @@ func toolHoldFSLock(t *testing.T, e *toolEnv) func() {
 // toolDeleteBefore2 deletes offsets 0 and 1 of PageViewEvent#0, as retention would.
 func toolDeleteBefore2(t *testing.T, e *toolEnv) func() {
 	t.Helper()
-	var o kadm.Offsets
-	o.AddOffset("PageViewEvent", 0, 2, -1)
-	res, err := kadm.NewClient(e.client).DeleteRecords(context.Background(), o)
-	if err == nil {
-		err = res.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	deleteBefore(t, e, "PageViewEvent", 0, 2)
 	return nil
 }
 

@@ -337,9 +337,10 @@ func (m *CheckpointManager) warnIfNotCompacted(ctx context.Context) {
 	m.log.Warn("checkpoint: cannot check the checkpoint topic's cleanup.policy", "err", err)
 }
 
-// Read returns task's latest checkpoint: ErrNoCheckpoint if it has none (never
-// written, or its latest record is a tombstone), a *checkpoint.CorruptError naming the
-// record if its latest record cannot be decoded.
+// Read returns task's latest checkpoint, with its record (topic, partition, offset)
+// as its Source: ErrNoCheckpoint if it has none (never written, or its latest record
+// is a tombstone), a *checkpoint.CorruptError naming the record if its latest record
+// cannot be decoded.
 func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Checkpoint, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -353,7 +354,9 @@ func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Che
 	case e.err != nil:
 		return checkpoint.Checkpoint{}, e.err
 	}
-	return checkpoint.New(e.cp.Offsets), nil
+	cp := checkpoint.New(e.cp.Offsets)
+	cp.Source = e.cp.Source
+	return cp, nil
 }
 
 // Tasks returns, sorted, every task whose latest record is not a tombstone (corrupt
@@ -406,12 +409,15 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 	if err != nil {
 		return err
 	}
-	if err := m.produce(ctx, cl, task, value); err != nil {
+	offset, err := m.produce(ctx, cl, task, value)
+	if err != nil {
 		return err
 	}
+	stored := checkpoint.New(cp.Offsets)
+	stored.Source = m.where(offset)
 	m.mu.Lock()
 	if m.entries != nil {
-		m.entries[task] = &entry{cp: checkpoint.New(cp.Offsets)}
+		m.entries[task] = &entry{cp: stored}
 	}
 	m.mu.Unlock()
 	return nil
@@ -428,7 +434,7 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	if task == "" {
 		return errors.New("checkpoint: delete: empty task name")
 	}
-	if err := m.produce(ctx, cl, task, nil); err != nil {
+	if _, err := m.produce(ctx, cl, task, nil); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -437,8 +443,9 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	return nil
 }
 
-// produce writes one record, retrying until it is acknowledged or writeTimeout ends.
-func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) error {
+// produce writes one record, retrying until it is acknowledged or writeTimeout ends,
+// and returns its offset.
+func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) (int64, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
 	defer cancel()
@@ -451,31 +458,31 @@ func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task st
 			if attempt > 1 {
 				m.log.Info("checkpoint: write succeeded after retries", "task", task, "attempts", attempt)
 			}
-			return nil
+			return r.Offset, nil
 		}
 		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
 			last = err // keep the broker's error rather than our own deadline
 		}
 		if errors.Is(err, kgo.ErrClientClosed) {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
+			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
 		}
 		giveUp := func() error {
 			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w: %w",
 				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), checkpoint.ErrRetriesExhausted, last)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
 		}
 		remaining := m.writeTimeout - time.Since(start)
 		if remaining <= 0 || wctx.Err() != nil {
-			return giveUp()
+			return 0, giveUp()
 		}
 		m.log.Warn("checkpoint: write failed; retrying", "task", task, "attempt", attempt, "retry_in", min(backoff, remaining), "err", err)
 		if sleep(wctx, min(backoff, remaining)) != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+				return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
 			}
-			return giveUp()
+			return 0, giveUp()
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}

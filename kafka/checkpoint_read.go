@@ -91,6 +91,7 @@ func (m *CheckpointManager) decode(task string, e *rawEntry) *entry {
 	if err != nil {
 		return &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
 	}
+	cp.Source = m.where(e.offset)
 	return &entry{cp: cp}
 }
 

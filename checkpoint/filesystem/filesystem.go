@@ -215,9 +215,9 @@ func (m *Manager) usable(ctx context.Context) error {
 	return nil
 }
 
-// Read returns task's latest checkpoint. It returns checkpoint.ErrNoCheckpoint if
-// task has no file, and a *checkpoint.CorruptError naming the file if the file
-// exists but does not hold a valid checkpoint of task.
+// Read returns task's latest checkpoint, with the file as its Source. It returns
+// checkpoint.ErrNoCheckpoint if task has no file, and a *checkpoint.CorruptError
+// naming the file if the file exists but does not hold a valid checkpoint of task.
 func (m *Manager) Read(ctx context.Context, task string) (checkpoint.Checkpoint, error) {
 	if err := m.usable(ctx); err != nil {
 		return checkpoint.Checkpoint{}, err
@@ -237,6 +237,7 @@ func (m *Manager) Read(ctx context.Context, task string) (checkpoint.Checkpoint,
 	if err != nil {
 		return checkpoint.Checkpoint{}, &checkpoint.CorruptError{Where: path, Err: err}
 	}
+	cp.Source = path
 	return cp, nil
 }
 
