@@ -15,7 +15,7 @@ func FuzzDecodeFile(f *testing.F) {
 		system.NewSSP("kafka", "PageViewEvent", 0): "1234",
 		system.NewSSP("kafka", "a.b", 7):           "9",
 	}}
-	valid, err := encodeFile("Partition 0", cp, "1-1", time.Unix(0, 0))
+	valid, _, err := encodeFile("Partition 0", cp, "1-1", time.Unix(0, 0))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func FuzzDecodeFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := encodeFile(task, got, doc.CheckpointID, doc.Timestamp)
+		again, _, err := encodeFile(task, got, doc.CheckpointID, doc.Timestamp)
 		if err != nil {
 			t.Fatalf("decoded checkpoint cannot be stored again: %v", err)
 		}
