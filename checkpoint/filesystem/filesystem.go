@@ -156,9 +156,9 @@ func New(dir, jobName, jobID string, opts ...Option) (*Manager, error) {
 		}
 	}
 	return &Manager{
-		dir:    filepath.Clean(dir),
-		job:    jobName,
-		id:     jobID,
+		dir:       filepath.Clean(dir),
+		job:       jobName,
+		id:        jobID,
 		prefix:    prefix,
 		logger:    o.logger,
 		writeFile: atomicfile.WriteFile,
