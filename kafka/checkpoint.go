@@ -30,7 +30,19 @@ const (
 	// RunLockSessionTimeout is how long a container that died without a clean stop
 	// keeps holding its run lock (its consumer group membership).
 	RunLockSessionTimeout = 10 * time.Second
+	// RewriteTransactionTimeout is the transaction timeout of WriteAll (the
+	// checkpoint tool's rewrites): the broker aborts the open transaction of a tool
+	// killed part way after this long, and readers of the checkpoint topic wait for
+	// it meanwhile (see StableWaitTimeout).
+	RewriteTransactionTimeout = 10 * time.Second
+	// StableWaitTimeout bounds how long reading the checkpoint topic waits for open
+	// transactions on it to finish (the broker aborts one RewriteTransactionTimeout
+	// after its first record, and may take some seconds more to notice).
+	StableWaitTimeout = time.Minute
 )
+
+// rewriteTxnPrefix starts the transactional id of WriteAll.
+const rewriteTxnPrefix = "sluice-checkpoint-tool-"
 
 // maxTopicLen is Kafka's limit on topic names.
 const maxTopicLen = 249
@@ -54,13 +66,16 @@ type CheckpointManager struct {
 	writeTimeout time.Duration
 
 	// Test hooks.
-	now   func() time.Time
-	newID func(time.Time) string
-	seq   atomic.Uint64
+	now        func() time.Time
+	newID      func(time.Time) string
+	seq        atomic.Uint64
+	stableWait time.Duration // StableWaitTimeout
 
 	mu      sync.Mutex
 	state   int
 	cl      *kgo.Client
+	txcl    *kgo.Client // WriteAll's transactional client, once used
+	txmu    sync.Mutex  // one WriteAll at a time: transactions of one client do not overlap
 	adm     *kadm.Client
 	entries map[string]*entry
 	readEnd int64 // the end offset entries were read up to
@@ -73,9 +88,11 @@ type entry struct {
 }
 
 var (
-	_ checkpoint.Manager = (*CheckpointManager)(nil)
-	_ checkpoint.Lister  = (*CheckpointManager)(nil)
-	_ checkpoint.Deleter = (*CheckpointManager)(nil)
+	_ checkpoint.Manager       = (*CheckpointManager)(nil)
+	_ checkpoint.Lister        = (*CheckpointManager)(nil)
+	_ checkpoint.Deleter       = (*CheckpointManager)(nil)
+	_ checkpoint.AtomicWriter  = (*CheckpointManager)(nil)
+	_ checkpoint.RewriteLocker = (*CheckpointManager)(nil)
 )
 
 // NewCheckpointManager validates the checkpoint keys of cfg and returns a manager
@@ -131,7 +148,7 @@ func NewCheckpointManager(sys *System, cfg config.Config, logger *slog.Logger) (
 	}
 	m := &CheckpointManager{
 		sys: sys, log: logger.With("checkpoint_topic", topic), job: job, jobID: jobID, topic: topic,
-		rf: int16(rf), writeTimeout: wt, now: time.Now,
+		rf: int16(rf), writeTimeout: wt, now: time.Now, stableWait: StableWaitTimeout,
 	}
 	m.newID = func(t time.Time) string { return checkpoint.NewID(t, m.seq.Add(1)) }
 	return m, nil
@@ -488,12 +505,144 @@ func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task st
 	}
 }
 
-// Close releases the manager's client. It is idempotent.
+// RewriteTransactionalID returns the transactional id WriteAll writes under:
+// sluice-checkpoint-tool-<job.name>-<job.id>. Every checkpoint tool run of the job
+// uses it, so the next run fences a tool killed part way and aborts its open
+// transaction (LockForRewrite does it first thing).
+func (m *CheckpointManager) RewriteTransactionalID() string {
+	return rewriteTxnPrefix + m.job + "-" + m.jobID
+}
+
+// rewriteClient returns WriteAll's transactional client, creating it and loading its
+// producer id on first use: that fences earlier clients with the same transactional
+// id and aborts a transaction they left open.
+func (m *CheckpointManager) rewriteClient(ctx context.Context) (*kgo.Client, error) {
+	m.mu.Lock()
+	if err := m.startedLocked(); err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cl := m.txcl
+	if cl == nil {
+		var err error
+		cl, err = kgo.NewClient(append(m.clientOpts(),
+			kgo.TransactionalID(m.RewriteTransactionalID()),
+			kgo.TransactionTimeout(RewriteTransactionTimeout),
+		)...)
+		if err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		m.txcl = cl
+	}
+	m.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+	defer cancel()
+	if _, _, err := cl.ProducerID(pctx); err != nil {
+		err = fmt.Errorf("checkpoint: initialising the transactional producer %s: %w", m.RewriteTransactionalID(), err)
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && !ke.Retriable {
+			// Not authorised for the transactional id, transactions not supported, ...
+			return nil, fmt.Errorf("%w: %w", checkpoint.ErrAtomicUnavailable, err)
+		}
+		return nil, err
+	}
+	return cl, nil
+}
+
+// WriteAll stores the checkpoints of several tasks all or nothing: one record per
+// task, all in one Kafka transaction under RewriteTransactionalID, committed once
+// every record is acknowledged (after is called for each then). Readers of the topic
+// read committed records only, so they see the old checkpoints until the commit and
+// the new ones after it; a transaction left open by a killed process is aborted by
+// the broker (RewriteTransactionTimeout) or by the next WriteAll's producer. Sluice
+// run's own Writes stay outside transactions.
+//
+// A task named twice, or a checkpoint Write would refuse, is an error and nothing is
+// written. When a record fails, the transaction is aborted and the error wraps
+// checkpoint.ErrNothingWritten. When the commit itself fails, the outcome is unknown
+// (all or nothing). A cluster that refuses the transactional producer gives an error
+// wrapping checkpoint.ErrAtomicUnavailable.
+func (m *CheckpointManager) WriteAll(ctx context.Context, cps []checkpoint.TaskCheckpoint, after func(task string, n int)) error {
+	nothing := func(err error) error { return fmt.Errorf("%w: %w", checkpoint.ErrNothingWritten, err) }
+	if _, err := m.startedClient(); err != nil {
+		return nothing(err)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	now := m.now()
+	recs := make([]*kgo.Record, 0, len(cps))
+	seen := make(map[string]bool, len(cps))
+	for _, tc := range cps {
+		if seen[tc.Task] {
+			return nothing(fmt.Errorf("checkpoint: write: task %q named twice", tc.Task))
+		}
+		seen[tc.Task] = true
+		value, err := checkpoint.Encode(tc.Task, tc.Checkpoint, m.newID(now), now)
+		if err != nil {
+			return nothing(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: m.topic, Partition: 0, Key: []byte(tc.Task), Value: value})
+	}
+	cl, err := m.rewriteClient(ctx)
+	if err != nil {
+		return nothing(err)
+	}
+	m.txmu.Lock()
+	defer m.txmu.Unlock()
+	txn := fmt.Sprintf("the transaction (transactional id %s) that writes the checkpoints of %d tasks to topic %s", m.RewriteTransactionalID(), len(cps), m.topic)
+	if err := cl.BeginTransaction(); err != nil {
+		return nothing(fmt.Errorf("checkpoint: beginning %s: %w", txn, err))
+	}
+	// Once begun, the transaction is ended whatever the caller's context says:
+	// cancelling an EndTransaction leaves its outcome unknown.
+	endCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), m.writeTimeout)
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+	err = cl.ProduceSync(wctx, recs...).FirstErr()
+	cancel()
+	if err != nil {
+		actx, cancel := endCtx()
+		defer cancel()
+		if aerr := cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+			m.log.Warn("checkpoint: aborting the rewrite's transaction failed; the broker aborts it when it times out, and until then readers of the checkpoint topic wait",
+				"transactional_id", m.RewriteTransactionalID(), "timeout", RewriteTransactionTimeout, "err", aerr)
+		}
+		return nothing(fmt.Errorf("checkpoint: writing in %s: %w; the transaction is aborted", txn, err))
+	}
+	if after != nil {
+		for i, r := range recs {
+			after(string(r.Key), i+1)
+		}
+	}
+	ectx, cancel := endCtx()
+	defer cancel()
+	if err := cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("checkpoint: committing %s: %w; whether it committed is unknown, but it is all or nothing: print the checkpoints to see which", txn, err)
+	}
+	m.mu.Lock()
+	if m.entries != nil {
+		for i, r := range recs {
+			cp := checkpoint.New(cps[i].Checkpoint.Offsets)
+			cp.Source = m.where(r.Offset)
+			m.entries[cps[i].Task] = &entry{cp: cp}
+		}
+	}
+	m.mu.Unlock()
+	m.log.Info("checkpoint: wrote the checkpoints of several tasks in one transaction", "tasks", len(cps), "transactional_id", m.RewriteTransactionalID())
+	return nil
+}
+
+// Close releases the manager's clients. It is idempotent.
 func (m *CheckpointManager) Close() error {
 	m.mu.Lock()
-	cl := m.cl
-	m.cl, m.adm, m.state = nil, nil, stateClosed
+	cl, txcl := m.cl, m.txcl
+	m.cl, m.txcl, m.adm, m.state = nil, nil, nil, stateClosed
 	m.mu.Unlock()
+	if txcl != nil {
+		txcl.Close()
+	}
 	if cl != nil {
 		cl.Close()
 	}
