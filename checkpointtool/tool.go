@@ -24,9 +24,12 @@
 // Tool.PlanFile reads a file of the same form (typically the printed one, edited) and
 // validates every entry against the job before anything is written; Tool.PlanReset
 // computes offsets from the system (oldest, upcoming, or the first message at or after
-// a time). Tool.Apply writes a plan through the checkpoint manager, one task at a time;
-// when a write fails, it puts back the old checkpoints of the tasks already written
-// (a *WriteError says what it did). Tool.Run does all of it for a Request.
+// a time). Tool.Apply writes a plan through the checkpoint manager, all or nothing:
+// with a checkpoint.AtomicWriter (filesystem: an intent file; Kafka: one
+// transaction) every task gets its new checkpoint or none does, even when the tool is
+// killed part way; with other managers it writes one task at a time, and when a write
+// fails, it puts back the old checkpoints of the tasks already written (a *WriteError
+// says what it did). Tool.Run does all of it for a Request.
 //
 // An entry equal to the stored offset is no change, so the printed file fed back
 // unchanged writes nothing for the partitions that have a checkpoint. An entry for a

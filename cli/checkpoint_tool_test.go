@@ -47,7 +47,13 @@ type toolEnv struct {
 // filesystem checkpoints (extra keys are added or override).
 func newToolEnv(t *testing.T, extra ...string) *toolEnv {
 	t.Helper()
-	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "out"))
+	return newToolEnvN(t, 2, extra...)
+}
+
+// newToolEnvN is newToolEnv with topics of n partitions.
+func newToolEnvN(t *testing.T, n int32, extra ...string) *toolEnv {
+	t.Helper()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(n, "PageViewEvent", "out"))
 	e := &toolEnv{dir: t.TempDir(), seeds: kafkatest.Seeds(c)}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
