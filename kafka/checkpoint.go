@@ -50,10 +50,12 @@ const maxTopicLen = 249
 // CheckpointManager stores checkpoints in a compacted, single-partition Kafka topic,
 // one record per task per commit, keyed by the task name; see
 // docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager,
-// checkpoint.Lister and checkpoint.Deleter and is safe for concurrent use.
+// checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker and
+// checkpoint.AtomicWriter (WriteAll: one transaction) and is safe for concurrent use.
 //
 // Start reads the whole topic once, from its log start to the end offset it had at
-// Start; the last record of each task wins. Read answers from that snapshot, updated
+// Start, committed records only (waiting for open transactions to end); the last
+// record of each task wins. Read answers from that snapshot, updated
 // by this manager's own Writes and Deletes, and brought up to date with the topic when
 // the run lock or the rewrite lock is taken (AcquireRunLock, LockForRewrite).
 // Checkpoints that other processes write at any other time are not seen.

@@ -32,7 +32,16 @@
 // internal/atomicfile): a temporary file ".tmp-..." in the same directory is written
 // and synced, renamed over the old file, and the directory synced. A crash leaves
 // either the old or the new checkpoint, and at worst a stray temporary file, which
-// readers ignore.
+// readers ignore and the next Start removes (see below).
+//
+// # Rewrites
+//
+// WriteAll (checkpoint.AtomicWriter, used by the checkpoint tool) stores the
+// checkpoints of several tasks all or nothing: it writes an intent file
+// <esc(J)>-<esc(I)>.rewrite with every new checkpoint before the task files, and
+// removes it after them. A rewrite interrupted by a crash is finished from the intent
+// by the next Start, LockForRewrite or AcquireRunLock that finds it while no other
+// process holds the job's lock; see WriteAll and docs/checkpoint-format.md.
 //
 // # Running jobs
 //
@@ -105,8 +114,8 @@ const (
 )
 
 // Manager stores the checkpoints of one job in a directory. It implements
-// checkpoint.Manager, checkpoint.Lister and checkpoint.Deleter, and is safe for
-// concurrent use.
+// checkpoint.Manager, checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker
+// and checkpoint.AtomicWriter, and is safe for concurrent use.
 type Manager struct {
 	dir    string
 	job    string
