@@ -345,7 +345,12 @@ func decodeIntent(b []byte, m *Manager) (intent, error) {
 	case in.Job != m.job || in.JobID != m.id:
 		return intent{}, fmt.Errorf("the intent is for job %q id %q, not %q id %q", in.Job, in.JobID, m.job, m.id)
 	}
+	seen := make(map[string]bool, len(in.Tasks))
 	for i, t := range in.Tasks {
+		if seen[t.Task] {
+			return intent{}, fmt.Errorf("tasks[%d]: task %q appears twice", i, t.Task)
+		}
+		seen[t.Task] = true
 		if _, _, err := decodeFile(frame(magic, t.Document), t.Task); err != nil {
 			return intent{}, fmt.Errorf("tasks[%d] (%q): %w", i, t.Task, err)
 		}
