@@ -21,6 +21,11 @@ import (
 type Checkpoint struct {
 	// Offsets holds, per partition, the offset of the next message to read.
 	Offsets map[system.SystemStreamPartition]string
+	// Source names where a checkpoint returned by Manager.Read is stored (a file, or a
+	// topic, partition and offset), for errors about its offsets: a manager stores
+	// offsets without interpreting them, so an offset the system does not accept is
+	// found only when it is used. Empty when unknown; Write ignores it.
+	Source string
 }
 
 // New returns a checkpoint with a copy of offsets.
@@ -28,7 +33,7 @@ func New(offsets map[system.SystemStreamPartition]string) Checkpoint {
 	return Checkpoint{Offsets: maps.Clone(offsets)}
 }
 
-// Equal reports whether two checkpoints hold the same offsets.
+// Equal reports whether two checkpoints hold the same offsets (whatever their Source).
 func (c Checkpoint) Equal(o Checkpoint) bool { return maps.Equal(c.Offsets, o.Offsets) }
 
 // Partitions returns the checkpoint's partitions in order.
@@ -81,6 +86,31 @@ type RewriteLocker interface {
 	LockForRewrite(ctx context.Context) (io.Closer, error)
 }
 
+// TaskCheckpoint is one task's checkpoint among several written together.
+type TaskCheckpoint struct {
+	Task       string
+	Checkpoint Checkpoint
+}
+
+// AtomicWriter is implemented by managers that can store the checkpoints of several
+// tasks all or nothing (the checkpoint tool rewrites a job's checkpoints with it).
+type AtomicWriter interface {
+	// WriteAll stores every checkpoint of cps or none of them: readers, in this
+	// process and in managers started later over the same store, see either the old
+	// checkpoints of every task or the new ones of every task, also after the
+	// process is killed part way (a manager may finish an interrupted WriteAll when
+	// it starts). after, if not nil, is called once each task's checkpoint is stored,
+	// with the number stored so far, while none of them is visible yet.
+	//
+	// A failed WriteAll returns an error wrapping ErrNothingWritten when every task
+	// holds its old checkpoint, and ErrRewritePending when the new checkpoints are
+	// committed and will all be visible once a manager over the store starts; with
+	// neither, the outcome is unknown, but still all or nothing. An error wrapping
+	// ErrAtomicUnavailable (and ErrNothingWritten) says that the store cannot write
+	// all or nothing at all; the caller may write task by task instead.
+	WriteAll(ctx context.Context, cps []TaskCheckpoint, after func(task string, n int)) error
+}
+
 var (
 	// ErrNoCheckpoint is returned by Read for a task that has never been checkpointed.
 	ErrNoCheckpoint = errors.New("checkpoint: no checkpoint")
@@ -96,6 +126,17 @@ var (
 	// the write for as long as they are configured to; the container does not retry
 	// such a write again.
 	ErrRetriesExhausted = errors.New("checkpoint: retries exhausted")
+	// ErrNothingWritten is wrapped by errors of AtomicWriter.WriteAll after which
+	// every task holds its old checkpoint.
+	ErrNothingWritten = errors.New("checkpoint: nothing was written")
+	// ErrRewritePending is wrapped by errors of AtomicWriter.WriteAll that committed
+	// the new checkpoints without storing all of them: the next manager to start over
+	// the store finishes the write, and until then readers may see some old ones.
+	ErrRewritePending = errors.New("checkpoint: the rewrite is committed but not finished; the next start finishes it")
+	// ErrAtomicUnavailable is wrapped by errors of AtomicWriter.WriteAll when the
+	// store cannot write several checkpoints all or nothing (for Kafka: a cluster
+	// without transactions, or no permission for the transactional id).
+	ErrAtomicUnavailable = errors.New("checkpoint: all-or-nothing writes are not available")
 )
 
 // CorruptError says which stored checkpoint could not be decoded, and why.

@@ -27,9 +27,12 @@ const restoreTimeout = 2 * time.Minute
 // before it reads the stored checkpoints to plan. Another tool holding the lock is an
 // error wrapping checkpoint.ErrRewriting, even with Options.Force.
 //
-// The rewrite is all or nothing as far as the manager allows: when the write of a task
-// fails, the tasks already written get their old checkpoints back (see WriteError),
-// and Apply returns a *WriteError saying what it did.
+// The rewrite is all or nothing. A manager that implements checkpoint.AtomicWriter
+// (both of Sluice's) stores every task's checkpoint or none, also when the tool is
+// killed part way; a failure is an error saying which of the two it left. With any
+// other manager, Apply writes one task at a time, and when the write of a task fails,
+// the tasks already written get their old checkpoints back (see WriteError): Apply
+// then returns a *WriteError saying what it did.
 func (t *Tool) Apply(ctx context.Context, p *Plan) error {
 	if _, err := t.manager(); err != nil {
 		return err
@@ -120,14 +123,55 @@ func (t *Tool) apply(ctx context.Context, p *Plan, g *writeGuard) error {
 		return nil
 	}
 	order := writeOrder(p)
-	for i, task := range order {
-		if err := cpm.Write(ctx, task, p.writes[task]); err != nil {
-			return t.undo(ctx, cpm, p, order[:i], task, order[i+1:], err)
+	written := false
+	if aw, ok := cpm.(checkpoint.AtomicWriter); ok {
+		err := t.writeAll(ctx, aw, p, order)
+		switch {
+		case err == nil:
+			written = true
+		case errors.Is(err, checkpoint.ErrAtomicUnavailable):
+			t.warnf("%v\nwriting task by task instead: a failed write is undone, but a tool killed part way leaves some tasks rewritten", err)
+		default:
+			return err
+		}
+	}
+	if !written {
+		for i, task := range order {
+			if err := cpm.Write(ctx, task, p.writes[task]); err != nil {
+				return t.undo(ctx, cpm, p, order[:i], task, order[i+1:], err)
+			}
+			if t.opts.AfterWrite != nil {
+				t.opts.AfterWrite(task, i+1)
+			}
 		}
 	}
 	fmt.Fprintf(t.opts.Stderr, "wrote the checkpoints of %d %s (%d %s changed): %s\nthe job starts from them the next time it starts\n",
 		m, plural(m, "task", "tasks"), n, plural(n, "offset", "offsets"), strings.Join(p.tasks, ", "))
 	return nil
+}
+
+// writeAll writes the plan's checkpoints all or nothing, and explains a failure by
+// what it left: every old checkpoint, every new one once the job next starts, or one
+// of the two without knowing which.
+func (t *Tool) writeAll(ctx context.Context, aw checkpoint.AtomicWriter, p *Plan, order []string) error {
+	cps := make([]checkpoint.TaskCheckpoint, 0, len(order))
+	for _, task := range order {
+		cps = append(cps, checkpoint.TaskCheckpoint{Task: task, Checkpoint: p.writes[task]})
+	}
+	err := aw.WriteAll(ctx, cps, t.opts.AfterWrite)
+	n := len(order)
+	what := fmt.Sprintf("writing the checkpoints of %d %s all or nothing failed", n, plural(n, "task", "tasks"))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, checkpoint.ErrAtomicUnavailable):
+		return fmt.Errorf("%s: %w", what, err)
+	case errors.Is(err, checkpoint.ErrNothingWritten):
+		return fmt.Errorf("%s: %w\nnothing was written: every task holds its old checkpoint\nfix the cause and run the command again", what, err)
+	case errors.Is(err, checkpoint.ErrRewritePending):
+		return fmt.Errorf("%s: %w\nthe new checkpoints are committed, but not all are written yet: the next container or checkpoint tool started while the job is stopped finishes the rewrite, and every task then holds its new offsets", what, err)
+	}
+	return fmt.Errorf("%s: %w\nwhether it was written is unknown, but it is all or nothing: print the checkpoints to see whether every task holds its new offsets or every task its old ones", what, err)
 }
 
 // writeOrder is the order Apply writes the plan's tasks in: tasks whose stored

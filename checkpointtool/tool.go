@@ -24,9 +24,12 @@
 // Tool.PlanFile reads a file of the same form (typically the printed one, edited) and
 // validates every entry against the job before anything is written; Tool.PlanReset
 // computes offsets from the system (oldest, upcoming, or the first message at or after
-// a time). Tool.Apply writes a plan through the checkpoint manager, one task at a time;
-// when a write fails, it puts back the old checkpoints of the tasks already written
-// (a *WriteError says what it did). Tool.Run does all of it for a Request.
+// a time). Tool.Apply writes a plan through the checkpoint manager, all or nothing:
+// with a checkpoint.AtomicWriter (filesystem: an intent file; Kafka: one
+// transaction) every task gets its new checkpoint or none does, even when the tool is
+// killed part way; with other managers it writes one task at a time, and when a write
+// fails, it puts back the old checkpoints of the tasks already written (a *WriteError
+// says what it did). Tool.Run does all of it for a Request.
 //
 // An entry equal to the stored offset is no change, so the printed file fed back
 // unchanged writes nothing for the partitions that have a checkpoint. An entry for a
@@ -90,6 +93,11 @@ type Options struct {
 	Force bool
 	// DryRun shows what would change and writes nothing.
 	DryRun bool
+	// AfterWrite, if set, is called during a rewrite after the new checkpoint of each
+	// task is stored, with the task and how many tasks are stored so far. With a
+	// manager that stores a rewrite all or nothing (checkpoint.AtomicWriter), the
+	// checkpoints are not visible to readers yet when it is called.
+	AfterWrite func(task string, n int)
 }
 
 // Request says what the tool is to do. The zero Request prints the checkpoints.
@@ -361,6 +369,9 @@ func (t *Tool) Print(ctx context.Context) error {
 			for _, ssp := range cp.Partitions() {
 				if !slices.Contains(t.m.Tasks[task], ssp) {
 					t.notef("the checkpoint of task %q holds offset %s of %s, which is no longer an input of the task: not shown, and ignored by the job", task, cp.Offsets[ssp], ssp)
+				} else if err := t.checkStored(ssp, cp.Offsets[ssp]); err != nil {
+					t.warnf("the checkpoint of task %q%s holds offset %q of %s, which is not an offset of system %s (%v): the job refuses to start with it; write a valid offset with --new-offsets",
+						task, sourceOf(cp), cp.Offsets[ssp], ssp, ssp.System, err)
 				}
 			}
 		}
@@ -372,6 +383,24 @@ func (t *Tool) Print(ctx context.Context) error {
 	}
 	_, err = t.opts.Stdout.Write(b.Bytes())
 	return err
+}
+
+// checkStored checks a stored offset of ssp with the system's admin.
+func (t *Tool) checkStored(ssp system.SystemStreamPartition, off string) error {
+	admin, ok := t.m.Admin(ssp.System)
+	if !ok {
+		return nil
+	}
+	_, err := admin.CompareOffsets(off, off)
+	return err
+}
+
+// sourceOf names where cp is stored, as " (in ...)", or "" when unknown.
+func sourceOf(cp checkpoint.Checkpoint) string {
+	if cp.Source == "" {
+		return ""
+	}
+	return " (in " + cp.Source + ")"
 }
 
 // writeHeader writes the comment lines that start a printed file.

@@ -21,7 +21,7 @@ import (
 func TestBrokerDataDirBelongsToOneProcess(t *testing.T) {
 	qs := filepath.Join(t.TempDir(), "qs")
 	dir := filepath.Join(qs, "broker") // where a quickstart in qs keeps its broker
-	first := sluiceProcess(t, "broker", "--listen=127.0.0.1:0", "--data-dir="+dir)
+	first := sluiceCmd(t, "broker", "--listen=127.0.0.1:0", "--data-dir="+dir)
 	lines := logLines(t, first)
 	if _, log, ok := awaitLine(lines, "serving the Kafka protocol"); !ok {
 		t.Fatalf("first broker did not start:\n%s", log)
@@ -29,7 +29,7 @@ func TestBrokerDataDirBelongsToOneProcess(t *testing.T) {
 	firstLog := drain(lines)
 	pid := strconv.Itoa(first.Process.Pid)
 
-	second := sluiceProcess(t, "broker", "--listen=127.0.0.1:0", "--data-dir="+dir)
+	second := sluiceCmd(t, "broker", "--listen=127.0.0.1:0", "--data-dir="+dir)
 	_, log, served := awaitLine(logLines(t, second), "serving the Kafka protocol")
 	if served {
 		second.Process.Kill()

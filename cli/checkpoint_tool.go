@@ -25,6 +25,12 @@ exit codes: 0 done (or nothing to change), 1 runtime failure (unreachable system
 corrupt checkpoint, job running, failed write), 2 usage, configuration or bad
 --new-offsets file (nothing written)`
 
+// rewriteHook, when set, is the checkpoint tool's checkpointtool.Options.AfterWrite:
+// it is called after each task's checkpoint of a rewrite is stored. Only tests set it
+// (SetRewriteHook, in export_test.go), to stop a tool part way through a rewrite and
+// kill it; nothing in a sluice binary can set it, so there it is always nil.
+var rewriteHook func(task string, n int)
+
 // checkpointTool runs `sluice checkpoint-tool`; the logic is in package checkpointtool.
 func (e *env) checkpointTool(ctx context.Context, args []string) int {
 	fs, level := e.flags("checkpoint-tool", checkpointToolSynopsis)
@@ -90,6 +96,7 @@ func (e *env) checkpointTool(ctx context.Context, args []string) int {
 	}
 	tool := checkpointtool.New(m, checkpointtool.Options{
 		Stdout: e.stdout, Stderr: e.stderr, ConfigPath: *path, Force: *force, DryRun: *dryRun,
+		AfterWrite: rewriteHook,
 	})
 	err = tool.Run(ctx, req)
 	if cerr := m.Close(); cerr != nil {

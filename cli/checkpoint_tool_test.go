@@ -39,6 +39,7 @@ type toolEnv struct {
 	cfg     string // path of the job's .properties
 	client  *kgo.Client
 	factory string // task.checkpoint.factory: filesystem or kafka
+	kv      map[string]string
 }
 
 // newToolEnv starts a kfake broker with topics PageViewEvent and out (two partitions each)
@@ -46,7 +47,13 @@ type toolEnv struct {
 // filesystem checkpoints (extra keys are added or override).
 func newToolEnv(t *testing.T, extra ...string) *toolEnv {
 	t.Helper()
-	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "out"))
+	return newToolEnvN(t, 2, extra...)
+}
+
+// newToolEnvN is newToolEnv with topics of n partitions.
+func newToolEnvN(t *testing.T, n int32, extra ...string) *toolEnv {
+	t.Helper()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(n, "PageViewEvent", "out"))
 	e := &toolEnv{dir: t.TempDir(), seeds: kafkatest.Seeds(c)}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -67,21 +74,27 @@ func newToolEnv(t *testing.T, extra ...string) *toolEnv {
 		"task.checkpoint.factory", "filesystem",
 		"task.checkpoint.path", filepath.Join(e.dir, "checkpoints"),
 	}
-	kv = append(kv, extra...)
-	m := map[string]string{}
+	e.kv = map[string]string{}
+	e.writeConfig(t, "job.properties", append(kv, extra...)...)
+	return e
+}
+
+// writeConfig sets the keys kv in the env's job config, writes it to the file name in
+// the env's directory and makes it the env's config.
+func (e *toolEnv) writeConfig(t *testing.T, name string, kv ...string) {
+	t.Helper()
 	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
+		e.kv[kv[i]] = kv[i+1]
 	}
-	e.factory = m["task.checkpoint.factory"]
+	e.factory = e.kv["task.checkpoint.factory"]
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		fmt.Fprintf(&b, "%s=%s\n", k, m[k])
+	for _, k := range slices.Sorted(maps.Keys(e.kv)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, e.kv[k])
 	}
-	e.cfg = filepath.Join(e.dir, "job.properties")
+	e.cfg = filepath.Join(e.dir, name)
 	if err := os.WriteFile(e.cfg, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // produce appends n messages to partition p of topic, one a minute from start.
@@ -503,15 +516,7 @@ func toolHoldFSLock(t *testing.T, e *toolEnv) func() {
 // toolDeleteBefore2 deletes offsets 0 and 1 of PageViewEvent#0, as retention would.
 func toolDeleteBefore2(t *testing.T, e *toolEnv) func() {
 	t.Helper()
-	var o kadm.Offsets
-	o.AddOffset("PageViewEvent", 0, 2, -1)
-	res, err := kadm.NewClient(e.client).DeleteRecords(context.Background(), o)
-	if err == nil {
-		err = res.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	deleteBefore(t, e, "PageViewEvent", 0, 2)
 	return nil
 }
 

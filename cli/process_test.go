@@ -2,33 +2,24 @@ package cli_test
 
 import (
 	"bufio"
-	"context"
-	"flag"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/sluice-streams/sluice/builtin"
-	"github.com/sluice-streams/sluice/cli"
 )
 
-// TestSluiceProcess is not a test: it is the sluice command, run by sluiceProcess in
-// a process of its own with the arguments after "--".
-func TestSluiceProcess(t *testing.T) {
-	if os.Getenv("SLUICE_TEST_PROCESS") != "1" {
-		t.Skip("runs only as the process of another test")
-	}
-	os.Exit(cli.Main(context.Background(), flag.Args(), builtin.Tasks(), os.Stdout, os.Stderr))
-}
-
-// sluiceProcess returns a command that runs `sluice args...` in a new process (this
-// test binary, re-executed).
-func sluiceProcess(t *testing.T, args ...string) *exec.Cmd {
+// sluiceCmd returns a command that runs `sluice args...` in a new process: this test
+// binary, re-executed as TestSluiceHelperProcess.
+func sluiceCmd(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestSluiceProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_PROCESS=1")
+	b, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSluiceHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperArgsEnv+"="+string(b))
 	return cmd
 }
 

@@ -137,7 +137,7 @@ func TestTopicCreateProduceConsumeList(t *testing.T) {
 	}
 
 	// --partition, from stdin.
-	cmd := sluiceProcess(t, "topic", "produce", bs, "--topic=b", "--partition=2", "--key-separator=:")
+	cmd := sluiceCmd(t, "topic", "produce", bs, "--topic=b", "--partition=2", "--key-separator=:")
 	cmd.Stdin = strings.NewReader("s1:one\ns2:two\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil || string(out) != "Wrote 2 records to b: 2 to partition 2.\n" {

@@ -32,17 +32,23 @@ type Model struct {
 
 // OpenModel starts the container's systems and checkpoint manager and reads the
 // partitions of every input, without running any task.
-func (c *Container) OpenModel(ctx context.Context) (m *Model, err error) {
-	m = &Model{Job: c.jc, c: c, Tasks: map[string][]system.SystemStreamPartition{}, Meta: map[system.SystemStreamPartition]system.PartitionMetadata{}}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, m.Close())
-			m = nil
-		}
-	}()
+//
+// When it fails, it returns the error that `sluice run` would give for the same
+// cause, and leaves nothing started.
+func (c *Container) OpenModel(ctx context.Context) (*Model, error) {
+	m := &Model{Job: c.jc, c: c, Tasks: map[string][]system.SystemStreamPartition{}, Meta: map[system.SystemStreamPartition]system.PartitionMetadata{}}
+	if err := m.open(ctx); err != nil {
+		return nil, errors.Join(err, m.Close())
+	}
+	return m, nil
+}
+
+// open starts what OpenModel starts, noting in m what to close.
+func (m *Model) open(ctx context.Context) error {
+	c := m.c
 	for _, name := range slices.Sorted(maps.Keys(c.systems)) {
 		if err := c.systems[name].Start(ctx); err != nil {
-			return nil, fmt.Errorf("start system %s: %w", name, err)
+			return fmt.Errorf("start system %s: %w", name, err)
 		}
 		m.started = append(m.started, c.systems[name])
 	}
@@ -53,7 +59,7 @@ func (c *Container) OpenModel(ctx context.Context) (m *Model, err error) {
 	for sys, streams := range bySystem {
 		md, err := c.systems[sys].Admin().Partitions(ctx, streams...)
 		if err != nil {
-			return nil, fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
+			return fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
 		}
 		maps.Copy(m.Meta, md)
 	}
@@ -66,11 +72,11 @@ func (c *Container) OpenModel(ctx context.Context) (m *Model, err error) {
 	}
 	if c.cpm != nil {
 		if err := c.cpm.Start(ctx); err != nil {
-			return nil, fmt.Errorf("start checkpoint manager: %w", err)
+			return fmt.Errorf("start checkpoint manager: %w", err)
 		}
 		m.Checkpoints = c.cpm
 	}
-	return m, nil
+	return nil
 }
 
 // Admin returns the admin of system sys.

@@ -30,7 +30,19 @@ const (
 	// RunLockSessionTimeout is how long a container that died without a clean stop
 	// keeps holding its run lock (its consumer group membership).
 	RunLockSessionTimeout = 10 * time.Second
+	// RewriteTransactionTimeout is the transaction timeout of WriteAll (the
+	// checkpoint tool's rewrites): the broker aborts the open transaction of a tool
+	// killed part way after this long, and readers of the checkpoint topic wait for
+	// it meanwhile (see StableWaitTimeout).
+	RewriteTransactionTimeout = 10 * time.Second
+	// StableWaitTimeout bounds how long reading the checkpoint topic waits for open
+	// transactions on it to finish (the broker aborts one RewriteTransactionTimeout
+	// after its first record, and may take some seconds more to notice).
+	StableWaitTimeout = time.Minute
 )
+
+// rewriteTxnPrefix starts the transactional id of WriteAll.
+const rewriteTxnPrefix = "sluice-checkpoint-tool-"
 
 // maxTopicLen is Kafka's limit on topic names.
 const maxTopicLen = 249
@@ -38,10 +50,12 @@ const maxTopicLen = 249
 // CheckpointManager stores checkpoints in a compacted, single-partition Kafka topic,
 // one record per task per commit, keyed by the task name; see
 // docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager,
-// checkpoint.Lister and checkpoint.Deleter and is safe for concurrent use.
+// checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker and
+// checkpoint.AtomicWriter (WriteAll: one transaction) and is safe for concurrent use.
 //
 // Start reads the whole topic once, from its log start to the end offset it had at
-// Start; the last record of each task wins. Read answers from that snapshot, updated
+// Start, committed records only (waiting for open transactions to end); the last
+// record of each task wins. Read answers from that snapshot, updated
 // by this manager's own Writes and Deletes, and brought up to date with the topic when
 // the run lock or the rewrite lock is taken (AcquireRunLock, LockForRewrite).
 // Checkpoints that other processes write at any other time are not seen.
@@ -54,13 +68,16 @@ type CheckpointManager struct {
 	writeTimeout time.Duration
 
 	// Test hooks.
-	now   func() time.Time
-	newID func(time.Time) string
-	seq   atomic.Uint64
+	now        func() time.Time
+	newID      func(time.Time) string
+	seq        atomic.Uint64
+	stableWait time.Duration // StableWaitTimeout
 
 	mu      sync.Mutex
 	state   int
 	cl      *kgo.Client
+	txcl    *kgo.Client // WriteAll's transactional client, once used
+	txmu    sync.Mutex  // one WriteAll at a time: transactions of one client do not overlap
 	adm     *kadm.Client
 	entries map[string]*entry
 	readEnd int64 // the end offset entries were read up to
@@ -73,9 +90,11 @@ type entry struct {
 }
 
 var (
-	_ checkpoint.Manager = (*CheckpointManager)(nil)
-	_ checkpoint.Lister  = (*CheckpointManager)(nil)
-	_ checkpoint.Deleter = (*CheckpointManager)(nil)
+	_ checkpoint.Manager       = (*CheckpointManager)(nil)
+	_ checkpoint.Lister        = (*CheckpointManager)(nil)
+	_ checkpoint.Deleter       = (*CheckpointManager)(nil)
+	_ checkpoint.AtomicWriter  = (*CheckpointManager)(nil)
+	_ checkpoint.RewriteLocker = (*CheckpointManager)(nil)
 )
 
 // NewCheckpointManager validates the checkpoint keys of cfg and returns a manager
@@ -131,7 +150,7 @@ func NewCheckpointManager(sys *System, cfg config.Config, logger *slog.Logger) (
 	}
 	m := &CheckpointManager{
 		sys: sys, log: logger.With("checkpoint_topic", topic), job: job, jobID: jobID, topic: topic,
-		rf: int16(rf), writeTimeout: wt, now: time.Now,
+		rf: int16(rf), writeTimeout: wt, now: time.Now, stableWait: StableWaitTimeout,
 	}
 	m.newID = func(t time.Time) string { return checkpoint.NewID(t, m.seq.Add(1)) }
 	return m, nil
@@ -337,9 +356,10 @@ func (m *CheckpointManager) warnIfNotCompacted(ctx context.Context) {
 	m.log.Warn("checkpoint: cannot check the checkpoint topic's cleanup.policy", "err", err)
 }
 
-// Read returns task's latest checkpoint: ErrNoCheckpoint if it has none (never
-// written, or its latest record is a tombstone), a *checkpoint.CorruptError naming the
-// record if its latest record cannot be decoded.
+// Read returns task's latest checkpoint, with its record (topic, partition, offset)
+// as its Source: ErrNoCheckpoint if it has none (never written, or its latest record
+// is a tombstone), a *checkpoint.CorruptError naming the record if its latest record
+// cannot be decoded.
 func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Checkpoint, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -353,7 +373,9 @@ func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Che
 	case e.err != nil:
 		return checkpoint.Checkpoint{}, e.err
 	}
-	return checkpoint.New(e.cp.Offsets), nil
+	cp := checkpoint.New(e.cp.Offsets)
+	cp.Source = e.cp.Source
+	return cp, nil
 }
 
 // Tasks returns, sorted, every task whose latest record is not a tombstone (corrupt
@@ -406,12 +428,15 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 	if err != nil {
 		return err
 	}
-	if err := m.produce(ctx, cl, task, value); err != nil {
+	offset, err := m.produce(ctx, cl, task, value)
+	if err != nil {
 		return err
 	}
+	stored := checkpoint.New(cp.Offsets)
+	stored.Source = m.where(offset)
 	m.mu.Lock()
 	if m.entries != nil {
-		m.entries[task] = &entry{cp: checkpoint.New(cp.Offsets)}
+		m.entries[task] = &entry{cp: stored}
 	}
 	m.mu.Unlock()
 	return nil
@@ -428,7 +453,7 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	if task == "" {
 		return errors.New("checkpoint: delete: empty task name")
 	}
-	if err := m.produce(ctx, cl, task, nil); err != nil {
+	if _, err := m.produce(ctx, cl, task, nil); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -437,8 +462,9 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	return nil
 }
 
-// produce writes one record, retrying until it is acknowledged or writeTimeout ends.
-func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) error {
+// produce writes one record, retrying until it is acknowledged or writeTimeout ends,
+// and returns its offset.
+func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) (int64, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
 	defer cancel()
@@ -451,42 +477,174 @@ func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task st
 			if attempt > 1 {
 				m.log.Info("checkpoint: write succeeded after retries", "task", task, "attempts", attempt)
 			}
-			return nil
+			return r.Offset, nil
 		}
 		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
 			last = err // keep the broker's error rather than our own deadline
 		}
 		if errors.Is(err, kgo.ErrClientClosed) {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
+			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
 		}
 		giveUp := func() error {
 			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w: %w",
 				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), checkpoint.ErrRetriesExhausted, last)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
 		}
 		remaining := m.writeTimeout - time.Since(start)
 		if remaining <= 0 || wctx.Err() != nil {
-			return giveUp()
+			return 0, giveUp()
 		}
 		m.log.Warn("checkpoint: write failed; retrying", "task", task, "attempt", attempt, "retry_in", min(backoff, remaining), "err", err)
 		if sleep(wctx, min(backoff, remaining)) != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
+				return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
 			}
-			return giveUp()
+			return 0, giveUp()
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// Close releases the manager's client. It is idempotent.
+// RewriteTransactionalID returns the transactional id WriteAll writes under:
+// sluice-checkpoint-tool-<job.name>-<job.id>. Every checkpoint tool run of the job
+// uses it, so the next run fences a tool killed part way and aborts its open
+// transaction (LockForRewrite does it first thing).
+func (m *CheckpointManager) RewriteTransactionalID() string {
+	return rewriteTxnPrefix + m.job + "-" + m.jobID
+}
+
+// rewriteClient returns WriteAll's transactional client, creating it and loading its
+// producer id on first use: that fences earlier clients with the same transactional
+// id and aborts a transaction they left open.
+func (m *CheckpointManager) rewriteClient(ctx context.Context) (*kgo.Client, error) {
+	m.mu.Lock()
+	if err := m.startedLocked(); err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cl := m.txcl
+	if cl == nil {
+		var err error
+		cl, err = kgo.NewClient(append(m.clientOpts(),
+			kgo.TransactionalID(m.RewriteTransactionalID()),
+			kgo.TransactionTimeout(RewriteTransactionTimeout),
+		)...)
+		if err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		m.txcl = cl
+	}
+	m.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+	defer cancel()
+	if _, _, err := cl.ProducerID(pctx); err != nil {
+		err = fmt.Errorf("checkpoint: initialising the transactional producer %s: %w", m.RewriteTransactionalID(), err)
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && !ke.Retriable {
+			// Not authorised for the transactional id, transactions not supported, ...
+			return nil, fmt.Errorf("%w: %w", checkpoint.ErrAtomicUnavailable, err)
+		}
+		return nil, err
+	}
+	return cl, nil
+}
+
+// WriteAll stores the checkpoints of several tasks all or nothing: one record per
+// task, all in one Kafka transaction under RewriteTransactionalID, committed once
+// every record is acknowledged (after is called for each then). Readers of the topic
+// read committed records only, so they see the old checkpoints until the commit and
+// the new ones after it; a transaction left open by a killed process is aborted by
+// the broker (RewriteTransactionTimeout) or by the next WriteAll's producer. Sluice
+// run's own Writes stay outside transactions.
+//
+// A task named twice, or a checkpoint Write would refuse, is an error and nothing is
+// written. When a record fails, the transaction is aborted and the error wraps
+// checkpoint.ErrNothingWritten. When the commit itself fails, the outcome is unknown
+// (all or nothing). A cluster that refuses the transactional producer gives an error
+// wrapping checkpoint.ErrAtomicUnavailable.
+func (m *CheckpointManager) WriteAll(ctx context.Context, cps []checkpoint.TaskCheckpoint, after func(task string, n int)) error {
+	nothing := func(err error) error { return fmt.Errorf("%w: %w", checkpoint.ErrNothingWritten, err) }
+	if _, err := m.startedClient(); err != nil {
+		return nothing(err)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	now := m.now()
+	recs := make([]*kgo.Record, 0, len(cps))
+	seen := make(map[string]bool, len(cps))
+	for _, tc := range cps {
+		if seen[tc.Task] {
+			return nothing(fmt.Errorf("checkpoint: write: task %q named twice", tc.Task))
+		}
+		seen[tc.Task] = true
+		value, err := checkpoint.Encode(tc.Task, tc.Checkpoint, m.newID(now), now)
+		if err != nil {
+			return nothing(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: m.topic, Partition: 0, Key: []byte(tc.Task), Value: value})
+	}
+	cl, err := m.rewriteClient(ctx)
+	if err != nil {
+		return nothing(err)
+	}
+	m.txmu.Lock()
+	defer m.txmu.Unlock()
+	txn := fmt.Sprintf("the transaction (transactional id %s) that writes the checkpoints of %d tasks to topic %s", m.RewriteTransactionalID(), len(cps), m.topic)
+	if err := cl.BeginTransaction(); err != nil {
+		return nothing(fmt.Errorf("checkpoint: beginning %s: %w", txn, err))
+	}
+	// Once begun, the transaction is ended whatever the caller's context says:
+	// cancelling an EndTransaction leaves its outcome unknown.
+	endCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), m.writeTimeout)
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+	err = cl.ProduceSync(wctx, recs...).FirstErr()
+	cancel()
+	if err != nil {
+		actx, cancel := endCtx()
+		defer cancel()
+		if aerr := cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+			m.log.Warn("checkpoint: aborting the rewrite's transaction failed; the broker aborts it when it times out, and until then readers of the checkpoint topic wait",
+				"transactional_id", m.RewriteTransactionalID(), "timeout", RewriteTransactionTimeout, "err", aerr)
+		}
+		return nothing(fmt.Errorf("checkpoint: writing in %s: %w; the transaction is aborted", txn, err))
+	}
+	if after != nil {
+		for i, r := range recs {
+			after(string(r.Key), i+1)
+		}
+	}
+	ectx, cancel := endCtx()
+	defer cancel()
+	if err := cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("checkpoint: committing %s: %w; whether it committed is unknown, but it is all or nothing: print the checkpoints to see which", txn, err)
+	}
+	m.mu.Lock()
+	if m.entries != nil {
+		for i, r := range recs {
+			cp := checkpoint.New(cps[i].Checkpoint.Offsets)
+			cp.Source = m.where(r.Offset)
+			m.entries[cps[i].Task] = &entry{cp: cp}
+		}
+	}
+	m.mu.Unlock()
+	m.log.Info("checkpoint: wrote the checkpoints of several tasks in one transaction", "tasks", len(cps), "transactional_id", m.RewriteTransactionalID())
+	return nil
+}
+
+// Close releases the manager's clients. It is idempotent.
 func (m *CheckpointManager) Close() error {
 	m.mu.Lock()
-	cl := m.cl
-	m.cl, m.adm, m.state = nil, nil, stateClosed
+	cl, txcl := m.cl, m.txcl
+	m.cl, m.txcl, m.adm, m.state = nil, nil, nil, stateClosed
 	m.mu.Unlock()
+	if txcl != nil {
+		txcl.Close()
+	}
 	if cl != nil {
 		cl.Close()
 	}

@@ -21,6 +21,15 @@ import (
 // know exactly where it stands: it stops when the position reaches the end offset
 // captured before reading, even when the records just before that offset have been
 // compacted away and nothing arrives to say so. It never relies on an empty poll.
+//
+// It reads committed records only (read_committed: the broker returns records up to
+// the last stable offset, with the list of aborted transactions, which
+// ProcessFetchPartition drops), so that the records of an open or aborted
+// transaction (a checkpoint tool's rewrite, see WriteAll) are never taken. The end
+// offset it reads up to is the high watermark, so a transaction open when reading
+// starts is waited for, up to StableWaitTimeout, rather than skipped: its checkpoints
+// are either all taken (committed) or all not (aborted). Records written outside
+// transactions (sluice run's commits) are stable as soon as they are written.
 const (
 	checkpointFetchBytes = 4 << 20
 	maxReadFailures      = 10
@@ -91,6 +100,7 @@ func (m *CheckpointManager) decode(task string, e *rawEntry) *entry {
 	if err != nil {
 		return &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
 	}
+	cp.Source = m.where(e.offset)
 	return &entry{cp: cp}
 }
 
@@ -164,6 +174,7 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 		leader   = td.Partitions[0].Leader
 		decomp   = kgo.DefaultDecompressor()
 		backoff  = 50 * time.Millisecond
+		unstable unstableWait
 	)
 	fail := func(err error) error {
 		failures++
@@ -199,7 +210,7 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 			continue
 		}
 		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-			Offset: next, Topic: m.topic, Partition: 0,
+			Offset: next, Topic: m.topic, Partition: 0, IsolationLevel: kgo.ReadCommitted(),
 		}, rp, decomp, nil)
 		if fp.Err != nil && len(fp.Records) == 0 {
 			return records, &checkpoint.CorruptError{Where: m.where(next), Err: fmt.Errorf("undecodable record batch: %w", fp.Err)}
@@ -220,6 +231,26 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 			}
 			continue
 		}
+		if after <= next && len(rp.RecordBatches) == 0 {
+			lso := rp.LastStableOffset
+			if lso < 0 {
+				lso = rp.HighWatermark // a broker that does not say
+			}
+			switch {
+			case lso > next:
+				// Nothing stable between next and the last stable offset: those
+				// records are gone (compacted).
+				next, failures, backoff = min(lso, end), 0, 50*time.Millisecond
+				continue
+			case next < min(rp.HighWatermark, end):
+				// A transaction is open at next: wait until it ends.
+				if err := unstable.wait(ctx, m, next, end); err != nil {
+					return records, err
+				}
+				continue
+			}
+		}
+		unstable.done(m)
 		if after <= next {
 			// Nothing at or after next up to the high watermark: the rest of
 			// [next, end) is gone (compacted tombstones, truncation).
@@ -237,6 +268,42 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 		next, failures, backoff = after, 0, 50*time.Millisecond
 	}
 	return records, nil
+}
+
+// unstableWait is the reader waiting for open transactions to end.
+type unstableWait struct {
+	since  time.Time // zero when not waiting
+	logged time.Time
+}
+
+// wait waits a little for the last stable offset to move past next, logging now and
+// then, and fails once it has waited StableWaitTimeout in all (m.stableWait).
+func (w *unstableWait) wait(ctx context.Context, m *CheckpointManager, next, end int64) error {
+	now := time.Now()
+	if w.since.IsZero() {
+		w.since = now
+	}
+	waited := now.Sub(w.since)
+	if waited >= m.stableWait {
+		return fmt.Errorf("checkpoint: reading topic %s partition 0: a transaction open at offset %d did not end within %v "+
+			"(a checkpoint tool killed while rewriting the checkpoints, transactional id %s, is aborted by the broker after %v; another transactional producer writes to the topic?)",
+			m.topic, next, m.stableWait, m.RewriteTransactionalID(), RewriteTransactionTimeout)
+	}
+	if w.logged.IsZero() || now.Sub(w.logged) >= 5*time.Second {
+		w.logged = now
+		m.log.Warn("checkpoint: waiting for a transaction on the checkpoint topic to end before reading on (a checkpoint tool is rewriting the checkpoints, or was killed while it did)",
+			"last_stable_offset", next, "end_offset", end, "waited", waited.Round(time.Millisecond), "timeout", m.stableWait)
+	}
+	return sleep(ctx, 50*time.Millisecond)
+}
+
+// done notes that the reader is no longer waiting, and logs how long it did.
+func (w *unstableWait) done(m *CheckpointManager) {
+	if w.since.IsZero() {
+		return
+	}
+	m.log.Info("checkpoint: the transaction on the checkpoint topic ended; reading on", "waited", time.Since(w.since).Round(time.Millisecond))
+	w.since, w.logged = time.Time{}, time.Time{}
 }
 
 // apply records r as its task's latest record.
@@ -264,6 +331,7 @@ func (m *CheckpointManager) fetch(ctx context.Context, td kadm.TopicDetail, lead
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
+	req.IsolationLevel = 1 // read_committed
 	req.MaxWaitMillis = 0
 	req.MinBytes = 1
 	req.MaxBytes = checkpointFetchBytes

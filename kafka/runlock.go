@@ -96,9 +96,10 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context) (io.Closer, erro
 // start refuse to (see AcquireRunLock). It fails, leaving the group, with an error
 // wrapping checkpoint.ErrJobRunning when a container is a member, and with one
 // wrapping checkpoint.ErrRewriting when another checkpoint tool is. It does not need
-// Start; on a started manager it then reads the checkpoint records written since
-// Start, so that Read answers with the checkpoints stored when the lock was taken
-// (a container may have committed before it stopped).
+// Start; on a started manager it then fences earlier checkpoint tool runs (see
+// RewriteTransactionalID) and reads the checkpoint records written since Start, so
+// that Read answers with the checkpoints stored when the lock was taken (a container
+// may have committed before it stopped).
 func (m *CheckpointManager) LockForRewrite(ctx context.Context) (io.Closer, error) {
 	l, others, err := m.joinAndList(ctx, rewriteClientPrefix)
 	if l == nil {
@@ -112,11 +113,28 @@ func (m *CheckpointManager) LockForRewrite(ctx context.Context) (io.Closer, erro
 		l.Close()
 		return nil, err
 	}
+	m.fenceRewrites(ctx)
 	if err := m.refreshSinceStart(ctx); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// fenceRewrites, on a started manager, initialises WriteAll's transactional producer
+// (see RewriteTransactionalID): an earlier checkpoint tool killed while writing is
+// fenced, and the transaction it left open is aborted before the checkpoints are
+// read again. A failure is logged; WriteAll reports it again.
+func (m *CheckpointManager) fenceRewrites(ctx context.Context) {
+	m.mu.Lock()
+	started := m.state == stateStarted
+	m.mu.Unlock()
+	if !started {
+		return
+	}
+	if _, err := m.rewriteClient(ctx); err != nil {
+		m.log.Warn("checkpoint: cannot initialise the transactional producer of rewrites", "transactional_id", m.RewriteTransactionalID(), "err", err)
+	}
 }
 
 // joinAndList joins the run-lock group with a client ID starting with prefix and

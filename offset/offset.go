@@ -48,8 +48,11 @@ type Start struct {
 	Reason Reason
 	// Detail explains the reason in words, for the log.
 	Detail string
-	// Gap is the number of messages skipped (oldest policy after retention) or jumped
-	// (upcoming policy) when Reason is FromOutOfRange.
+	// Gap is, when Reason is FromOutOfRange, the number of messages skipped: those
+	// between the checkpointed offset and the new start, which the task will never
+	// read (deleted by retention, or jumped over by the upcoming policy). It is 0 when
+	// the start moves back (a checkpoint beyond the end of the partition: nothing is
+	// skipped, messages may be read again), and -1 when the system cannot tell.
 	Gap int64
 }
 
@@ -118,21 +121,24 @@ func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 	if !checkpointed {
 		return defaultStart(jc, ssp, md)
 	}
-	return checkRange(jc, ssp, off, md, admin)
+	return checkRange(jc, ssp, cp, off, md, admin)
 }
 
 // checkRange accepts a checkpointed offset inside [oldest, upcoming] and applies the
-// out-of-range policy otherwise.
-func checkRange(jc *job.Config, ssp system.SystemStreamPartition, off string, md system.PartitionMetadata, admin system.Admin) (Start, error) {
+// out-of-range policy otherwise. An offset the system does not accept is an error
+// naming where the checkpoint is stored (cp.Source).
+func checkRange(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.Checkpoint, off string, md system.PartitionMetadata, admin system.Admin) (Start, error) {
 	below, err := admin.CompareOffsets(off, md.Oldest)
-	if err != nil {
-		return Start{}, fmt.Errorf("checkpointed offset %q: %w", off, err)
+	var above int
+	if err == nil {
+		above, err = admin.CompareOffsets(off, md.Upcoming)
 	}
-	above, err := admin.CompareOffsets(off, md.Upcoming)
-	if err != nil {
+	switch {
+	case err != nil && cp.Source != "":
+		return Start{}, fmt.Errorf("checkpointed offset %q in %s: %w", off, cp.Source, err)
+	case err != nil:
 		return Start{}, fmt.Errorf("checkpointed offset %q: %w", off, err)
-	}
-	if below >= 0 && above <= 0 {
+	case below >= 0 && above <= 0:
 		return Start{Offset: off, Reason: FromCheckpoint, Detail: "checkpointed offset"}, nil
 	}
 	where := fmt.Sprintf("checkpointed offset %s is before the oldest retained offset %s", off, md.Oldest)
@@ -144,26 +150,23 @@ func checkRange(jc *job.Config, ssp system.SystemStreamPartition, off string, md
 	case job.ResetFail:
 		return Start{}, fmt.Errorf("%w: %s; consumer.auto.offset.reset=fail stops the job (set it to oldest or upcoming, or rewrite the checkpoint with sluice checkpoint-tool)", ErrOutOfRange, where)
 	case job.ResetUpcoming:
-		gap := distance(admin, off, md.Upcoming)
-		return Start{Offset: md.Upcoming, Reason: FromOutOfRange, Gap: gap,
+		return Start{Offset: md.Upcoming, Reason: FromOutOfRange, Gap: skipped(admin, off, md.Upcoming),
 			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=upcoming moves to %s", where, md.Upcoming)}, nil
 	default:
-		gap := distance(admin, off, md.Oldest)
-		return Start{Offset: md.Oldest, Reason: FromOutOfRange, Gap: gap,
+		return Start{Offset: md.Oldest, Reason: FromOutOfRange, Gap: skipped(admin, off, md.Oldest),
 			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=oldest moves to %s", where, md.Oldest)}, nil
 	}
 }
 
-// distance is the absolute number of offsets between a and b, or -1 when unknown.
-func distance(admin system.Admin, a, b string) int64 {
-	d, err := admin.Distance(a, b)
+// skipped is how many messages a start moved from offset from to offset to never
+// reads: those from from up to (excluding) to; 0 when to is not after from (moving
+// back skips nothing); -1 when unknown.
+func skipped(admin system.Admin, from, to string) int64 {
+	d, err := admin.Distance(from, to)
 	if err != nil {
 		return -1
 	}
-	if d < 0 {
-		d = -d
-	}
-	return d
+	return max(d, 0)
 }
 
 func defaultStart(jc *job.Config, ssp system.SystemStreamPartition, md system.PartitionMetadata) (Start, error) {

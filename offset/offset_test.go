@@ -127,7 +127,11 @@ func TestOutOfRangePolicies(t *testing.T) {
 		{"kafka earliest", "earliest", "4", "10", 6},
 		{"upcoming", "upcoming", "4", "20", 16},
 		{"kafka latest", "latest", "4", "20", 16},
-		{"beyond end, oldest", "oldest", "25", "10", 15},
+		// Moving back from beyond the end skips nothing: a topic recreated with
+		// fewer messages, or a checkpoint rewritten past the end.
+		{"beyond end, oldest", "oldest", "25", "10", 0},
+		{"beyond end, upcoming", "upcoming", "25", "20", 0},
+		{"far beyond end, oldest", "oldest", "100000009", "10", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var kv []string
@@ -214,5 +218,17 @@ func TestNewPartitionOfACheckpointedStreamStartsAtOldest(t *testing.T) {
 				t.Errorf("detail does not say why: %q", starts[pv].Detail)
 			}
 		})
+	}
+}
+
+// A checkpointed offset the system does not accept is an error that names where the
+// checkpoint is stored, when the manager says (Checkpoint.Source).
+func TestBadCheckpointedOffsetNamesItsSource(t *testing.T) {
+	for _, off := range []string{"abc", "-5"} {
+		cp := checkpoint.Checkpoint{Offsets: map[system.SystemStreamPartition]string{pv: off}, Source: "/var/lib/cp/j-1-Partition%200.checkpoint"}
+		_, err := offset.Resolve(jobConfig(t), "Partition 0", []system.SystemStreamPartition{pv, cl}, cp, nil, meta, admins(), slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), `"`+off+`"`) || !strings.Contains(err.Error(), cp.Source) || !strings.Contains(err.Error(), "Partition 0") {
+			t.Errorf("offset %s: error = %v, want one naming the offset, the task and %s", off, err, cp.Source)
+		}
 	}
 }

@@ -19,8 +19,12 @@
 // write replaces the previous checkpoint rather than merging into it; a damaged
 // checkpoint is an error wrapping checkpoint.ErrCorrupt, never ErrNoCheckpoint; and,
 // for managers that implement checkpoint.Lister, the listed tasks are the written
-// ones; and, for managers that implement checkpoint.Deleter, a deleted task reads as
-// never checkpointed, also after a restart, while other tasks keep theirs.
+// ones; for managers that implement checkpoint.Deleter, a deleted task reads as
+// never checkpointed, also after a restart, while other tasks keep theirs; and, for
+// managers that implement checkpoint.AtomicWriter, WriteAll stores every checkpoint
+// it is given, reports each, and stores nothing when it refuses one (a task named
+// twice, an empty offset). (That an interrupted WriteAll is all or nothing needs a
+// killed process; each manager tests it in its own way.)
 package checkpointtest
 
 import (
@@ -72,6 +76,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Lister", testLister},
 		{"Corrupt", testCorrupt},
 		{"Delete", testDelete},
+		{"WriteAll", testWriteAll},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,4 +477,56 @@ func testDelete(t *testing.T, h Harness) {
 	write(t, m, "Partition 0", again)
 	m = reopen(t, h, m)
 	expect(t, m, "Partition 0", again)
+}
+
+func testWriteAll(t *testing.T, h Harness) {
+	m := open(t, h)
+	aw, ok := m.Manager.(checkpoint.AtomicWriter)
+	if !ok {
+		t.Skip("the manager does not implement checkpoint.AtomicWriter")
+	}
+	write(t, m, "Partition 0", cpOf(ssp("PageViewEvent", 0), "1"))
+	write(t, m, "Partition 1", cpOf(ssp("PageViewEvent", 1), "2"))
+	want := []checkpoint.TaskCheckpoint{
+		{Task: "Partition 0", Checkpoint: cpOf(ssp("PageViewEvent", 0), "10", ssp("Clicks", 0), "3")},
+		{Task: "Partition 1", Checkpoint: cpOf()},
+		{Task: "a-b-c", Checkpoint: cpOf(ssp("PageViewEvent", 2), "30")}, // never written before
+	}
+	var calls []string
+	err := aw.WriteAll(t.Context(), want, func(task string, n int) { calls = append(calls, fmt.Sprintf("%d %s", n, task)) })
+	if err != nil {
+		t.Fatalf("WriteAll: %v", err)
+	}
+	if got := fmt.Sprint(calls); got != "[1 Partition 0 2 Partition 1 3 a-b-c]" {
+		t.Errorf("after was called with %s, want each task once, in order, counting", got)
+	}
+	check := func(m checkpoint.Manager) {
+		t.Helper()
+		for _, tc := range want {
+			expect(t, m, tc.Task, tc.Checkpoint)
+		}
+	}
+	check(m)
+	m = reopen(t, h, m)
+	check(m)
+
+	// Refused before anything is written.
+	aw = m.Manager.(checkpoint.AtomicWriter)
+	for name, cps := range map[string][]checkpoint.TaskCheckpoint{
+		"a task named twice": {{Task: "Partition 0", Checkpoint: cpOf(ssp("PageViewEvent", 0), "11")}, {Task: "Partition 0", Checkpoint: cpOf(ssp("PageViewEvent", 0), "12")}},
+		"an empty offset":    {{Task: "Partition 1", Checkpoint: cpOf(ssp("PageViewEvent", 1), "13")}, {Task: "Partition 9", Checkpoint: cpOf(ssp("PageViewEvent", 9), "")}},
+	} {
+		err := aw.WriteAll(t.Context(), cps, func(string, int) { t.Errorf("%s: after called", name) })
+		if !errors.Is(err, checkpoint.ErrNothingWritten) {
+			t.Errorf("WriteAll with %s = %v, want an error wrapping ErrNothingWritten", name, err)
+		}
+	}
+	check(m)
+	expectNone(t, m, "Partition 9")
+	if err := aw.WriteAll(t.Context(), nil, nil); err != nil {
+		t.Errorf("WriteAll of nothing: %v", err)
+	}
+	m = reopen(t, h, m)
+	check(m)
+	expectNone(t, m, "Partition 9")
 }

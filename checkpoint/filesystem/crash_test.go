@@ -92,6 +92,7 @@ func TestCrash(t *testing.T) {
 		rounds      int
 		confirmed   int // rounds in which the writer confirmed at least one write
 		inFlight    int // rounds that ended with the unconfirmed write on disk
+		leftTemp    int // rounds that left a temporary file, which Start removed
 		totalWrites int
 	)
 	begin := time.Now()
@@ -108,7 +109,13 @@ func TestCrash(t *testing.T) {
 			lastConfirmed = last
 		}
 
+		if n := len(tempFiles(t, dir)); n > 0 {
+			leftTemp++
+		}
 		m := started(t, dir)
+		if left := tempFiles(t, dir); len(left) > 0 {
+			t.Fatalf("round %d: Start left the temporary files of the killed writer: %q", rounds, left)
+		}
 		cp, err := m.Read(t.Context(), crashTask)
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) && !haveCP && wrote == 0 {
 			continue // killed before its first write ever completed
@@ -132,8 +139,8 @@ func TestCrash(t *testing.T) {
 		}
 		last, haveCP = got, true
 	}
-	t.Logf("%d kills in %v: %d rounds with confirmed writes, %d writes confirmed, final counter %d, %d kills left the in-flight write on disk",
-		rounds, time.Since(begin).Round(time.Millisecond), confirmed, totalWrites, last, inFlight)
+	t.Logf("%d kills in %v: %d rounds with confirmed writes, %d writes confirmed, final counter %d, %d kills left the in-flight write on disk, %d a temporary file",
+		rounds, time.Since(begin).Round(time.Millisecond), confirmed, totalWrites, last, inFlight, leftTemp)
 	if confirmed < rounds/2 {
 		t.Errorf("only %d of %d rounds wrote anything: the kills came too early to test much", confirmed, rounds)
 	}
@@ -211,4 +218,20 @@ func exitStatus(err error) (syscall.WaitStatus, bool) {
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)
 	return ws, ok
+}
+
+// tempFiles lists the temporary files in dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), ".tmp-") {
+			names = append(names, de.Name())
+		}
+	}
+	return names
 }

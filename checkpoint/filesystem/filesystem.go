@@ -32,7 +32,16 @@
 // internal/atomicfile): a temporary file ".tmp-..." in the same directory is written
 // and synced, renamed over the old file, and the directory synced. A crash leaves
 // either the old or the new checkpoint, and at worst a stray temporary file, which
-// readers ignore.
+// readers ignore and the next Start removes (see below).
+//
+// # Rewrites
+//
+// WriteAll (checkpoint.AtomicWriter, used by the checkpoint tool) stores the
+// checkpoints of several tasks all or nothing: it writes an intent file
+// <esc(J)>-<esc(I)>.rewrite with every new checkpoint before the task files, and
+// removes it after them. A rewrite interrupted by a crash is finished from the intent
+// by the next Start, LockForRewrite or AcquireRunLock that finds it while no other
+// process holds the job's lock; see WriteAll and docs/checkpoint-format.md.
 //
 // # Running jobs
 //
@@ -105,8 +114,8 @@ const (
 )
 
 // Manager stores the checkpoints of one job in a directory. It implements
-// checkpoint.Manager, checkpoint.Lister and checkpoint.Deleter, and is safe for
-// concurrent use.
+// checkpoint.Manager, checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker
+// and checkpoint.AtomicWriter, and is safe for concurrent use.
 type Manager struct {
 	dir    string
 	job    string
@@ -115,6 +124,9 @@ type Manager struct {
 	logger *slog.Logger
 	seq    atomic.Uint64
 	state  atomic.Int32
+	// writeFile writes a file atomically and durably: atomicfile.WriteFile, replaced
+	// by tests that make writes fail.
+	writeFile func(path string, data []byte, perm os.FileMode) error
 }
 
 var (
@@ -122,6 +134,7 @@ var (
 	_ checkpoint.Lister        = (*Manager)(nil)
 	_ checkpoint.Deleter       = (*Manager)(nil)
 	_ checkpoint.RewriteLocker = (*Manager)(nil)
+	_ checkpoint.AtomicWriter  = (*Manager)(nil)
 )
 
 // New returns a manager for the checkpoints of job jobName with id jobID in dir. It
@@ -152,11 +165,12 @@ func New(dir, jobName, jobID string, opts ...Option) (*Manager, error) {
 		}
 	}
 	return &Manager{
-		dir:    filepath.Clean(dir),
-		job:    jobName,
-		id:     jobID,
-		prefix: prefix,
-		logger: o.logger,
+		dir:       filepath.Clean(dir),
+		job:       jobName,
+		id:        jobID,
+		prefix:    prefix,
+		logger:    o.logger,
+		writeFile: atomicfile.WriteFile,
 	}, nil
 }
 
@@ -174,7 +188,9 @@ func (m *Manager) LockPath() string {
 	return filepath.Join(m.dir, strings.TrimSuffix(m.prefix, "-")+lockExt)
 }
 
-// Start creates the directory if it is missing.
+// Start creates the directory if it is missing. If no other process holds the job's
+// lock, it also finishes a rewrite that was interrupted (see WriteAll) and removes
+// the job's leftover temporary files.
 func (m *Manager) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -194,6 +210,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("filesystem checkpoints: %s is not a directory", m.dir)
+	}
+	if err := m.recoverIfIdle(); err != nil {
+		return err
 	}
 	if !m.state.CompareAndSwap(stateNew, stateStarted) && m.state.Load() == stateClosed {
 		return errors.New("filesystem checkpoints: start after close")
@@ -215,9 +234,9 @@ func (m *Manager) usable(ctx context.Context) error {
 	return nil
 }
 
-// Read returns task's latest checkpoint. It returns checkpoint.ErrNoCheckpoint if
-// task has no file, and a *checkpoint.CorruptError naming the file if the file
-// exists but does not hold a valid checkpoint of task.
+// Read returns task's latest checkpoint, with the file as its Source. It returns
+// checkpoint.ErrNoCheckpoint if task has no file, and a *checkpoint.CorruptError
+// naming the file if the file exists but does not hold a valid checkpoint of task.
 func (m *Manager) Read(ctx context.Context, task string) (checkpoint.Checkpoint, error) {
 	if err := m.usable(ctx); err != nil {
 		return checkpoint.Checkpoint{}, err
@@ -237,6 +256,7 @@ func (m *Manager) Read(ctx context.Context, task string) (checkpoint.Checkpoint,
 	if err != nil {
 		return checkpoint.Checkpoint{}, &checkpoint.CorruptError{Where: path, Err: err}
 	}
+	cp.Source = path
 	return cp, nil
 }
 
@@ -248,11 +268,11 @@ func (m *Manager) Write(ctx context.Context, task string, cp checkpoint.Checkpoi
 		return err
 	}
 	path := m.Path(task)
-	b, err := encodeFile(task, cp, checkpoint.NewID(time.Now(), m.seq.Add(1)), time.Now())
+	b, _, err := encodeFile(task, cp, checkpoint.NewID(time.Now(), m.seq.Add(1)), time.Now())
 	if err != nil {
 		return fmt.Errorf("filesystem checkpoints: write %s: %w", path, err)
 	}
-	if err := atomicfile.WriteFile(path, b, filePerm); err != nil {
+	if err := m.writeFile(path, b, filePerm); err != nil {
 		return fmt.Errorf("filesystem checkpoints: %w", err)
 	}
 	return nil
@@ -308,51 +328,67 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// encodeFile returns the file content for task's checkpoint. It refuses a checkpoint
-// that would not decode to itself, so that a successful write never leaves a file
-// that reads as corrupt.
-func encodeFile(task string, cp checkpoint.Checkpoint, id string, ts time.Time) ([]byte, error) {
-	doc, err := checkpoint.Encode(task, cp, id, ts)
+// encodeFile returns the file content for task's checkpoint, and the checkpoint
+// document in it. It refuses a checkpoint that would not decode to itself, so that a
+// successful write never leaves a file that reads as corrupt.
+func encodeFile(task string, cp checkpoint.Checkpoint, id string, ts time.Time) (file, doc []byte, err error) {
+	doc, err = checkpoint.Encode(task, cp, id, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := frame(magic, doc)
+	if _, got, err := decodeFile(b, task); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint of task %q cannot be stored: %w", task, err)
+	} else if !got.Equal(cp) {
+		return nil, nil, fmt.Errorf("checkpoint of task %q cannot be stored exactly (names that are not valid UTF-8?)", task)
+	}
+	return b, doc, nil
+}
+
+// frame returns payload under the header line "<magic> 1 crc32c=<hex> len=<n>", with
+// a final newline: the layout of checkpoint files and rewrite intent files.
+func frame(magic string, payload []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(payload) + 64)
+	fmt.Fprintf(&buf, "%s %d crc32c=%08x len=%d\n", magic, FileVersion, crc32.Checksum(payload, castagnoli), len(payload))
+	buf.Write(payload)
+	buf.WriteByte('\n')
+	return buf.Bytes()
+}
+
+// unframe checks the header line, length and checksum of a file written by frame
+// with the same magic and returns its payload.
+func unframe(magic string, b []byte) ([]byte, error) {
+	header, rest, ok := bytes.Cut(b, []byte("\n"))
+	if !ok {
+		if len(b) == 0 {
+			return nil, errors.New("empty file")
+		}
+		return nil, errors.New("no header line")
+	}
+	if len(header) > maxHeader {
+		return nil, errors.New("not a sluice checkpoint file (header line too long)")
+	}
+	crc, length, err := parseHeader(magic, string(header))
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(doc) + 64)
-	fmt.Fprintf(&buf, "%s %d crc32c=%08x len=%d\n", magic, FileVersion, crc32.Checksum(doc, castagnoli), len(doc))
-	buf.Write(doc)
-	buf.WriteByte('\n')
-	b := buf.Bytes()
-	if _, got, err := decodeFile(b, task); err != nil {
-		return nil, fmt.Errorf("checkpoint of task %q cannot be stored: %w", task, err)
-	} else if !got.Equal(cp) {
-		return nil, fmt.Errorf("checkpoint of task %q cannot be stored exactly (names that are not valid UTF-8?)", task)
+	if len(rest) != length+1 || rest[length] != '\n' {
+		return nil, fmt.Errorf("header says the document has %d bytes, the file holds %d after the header (torn or truncated write?)", length, len(rest)-1)
 	}
-	return b, nil
+	payload := rest[:length]
+	if got := crc32.Checksum(payload, castagnoli); got != crc {
+		return nil, fmt.Errorf("checksum mismatch: header says crc32c=%08x, document has crc32c=%08x", crc, got)
+	}
+	return payload, nil
 }
 
 // decodeFile checks and decodes a checkpoint file's content, which must hold task's
 // checkpoint.
 func decodeFile(b []byte, task string) (checkpoint.Document, checkpoint.Checkpoint, error) {
-	header, rest, ok := bytes.Cut(b, []byte("\n"))
-	if !ok {
-		if len(b) == 0 {
-			return checkpoint.Document{}, checkpoint.Checkpoint{}, errors.New("empty file")
-		}
-		return checkpoint.Document{}, checkpoint.Checkpoint{}, errors.New("no header line")
-	}
-	if len(header) > maxHeader {
-		return checkpoint.Document{}, checkpoint.Checkpoint{}, errors.New("not a sluice checkpoint file (header line too long)")
-	}
-	crc, length, err := parseHeader(string(header))
+	payload, err := unframe(magic, b)
 	if err != nil {
 		return checkpoint.Document{}, checkpoint.Checkpoint{}, err
-	}
-	if len(rest) != length+1 || rest[length] != '\n' {
-		return checkpoint.Document{}, checkpoint.Checkpoint{}, fmt.Errorf("header says the document has %d bytes, the file holds %d after the header (torn or truncated write?)", length, len(rest)-1)
-	}
-	payload := rest[:length]
-	if got := crc32.Checksum(payload, castagnoli); got != crc {
-		return checkpoint.Document{}, checkpoint.Checkpoint{}, fmt.Errorf("checksum mismatch: header says crc32c=%08x, document has crc32c=%08x", crc, got)
 	}
 	doc, cp, err := checkpoint.Decode(payload)
 	if err != nil {
@@ -364,12 +400,12 @@ func decodeFile(b []byte, task string) (checkpoint.Document, checkpoint.Checkpoi
 	return doc, cp, nil
 }
 
-// parseHeader parses "sluice-checkpoint 1 crc32c=<8 hex> len=<decimal>", accepting
-// only the exact form encodeFile writes.
-func parseHeader(h string) (crc uint32, length int, err error) {
+// parseHeader parses "<magic> 1 crc32c=<8 hex> len=<decimal>", accepting only the
+// exact form frame writes.
+func parseHeader(magic, h string) (crc uint32, length int, err error) {
 	fields := strings.Split(h, " ")
 	if fields[0] != magic {
-		return 0, 0, errors.New("not a sluice checkpoint file (bad header)")
+		return 0, 0, fmt.Errorf("not a sluice %s file (bad header)", strings.TrimPrefix(magic, "sluice-"))
 	}
 	if len(fields) < 2 {
 		return 0, 0, errors.New("bad header: no format version")

@@ -23,3 +23,7 @@ func (m *Manager) CheckNotRunning() error {
 func (m *Manager) LockForRewrite(context.Context) (io.Closer, error) {
 	return nil, fmt.Errorf("filesystem checkpoints: run lock: %w", errors.ErrUnsupported)
 }
+
+// withExclusive does nothing on this platform: without locks, nobody can tell who is
+// writing.
+func (m *Manager) withExclusive(func() error) (bool, error) { return false, nil }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 )
@@ -21,12 +22,29 @@ import (
 // CheckNotRunning and LockForRewrite see them. The lock is released when the process
 // exits, however it exits. It fails, with an error wrapping checkpoint.ErrRewriting,
 // while the checkpoint tool holds the lock exclusively (LockForRewrite).
+//
+// Before it takes the lock, it finishes a rewrite that was interrupted since Start
+// (see WriteAll) when no other process holds the lock. A lock held exclusively for
+// such a recovery by another starting container is waited for, briefly.
 func (m *Manager) AcquireRunLock() (io.Closer, error) {
+	if b, _ := readIfExists(m.IntentPath()); b != nil {
+		if _, err := m.withExclusive(m.recoverLocked); err != nil {
+			return nil, err
+		}
+	}
 	f, err := m.openLock()
 	if err != nil {
 		return nil, err
 	}
-	if err := flock(f, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+	deadline := time.Now().Add(recoveryWait)
+	for {
+		err = flock(f, syscall.LOCK_SH|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("filesystem checkpoints: run lock %s is held exclusively: start the container again once the tool is done: %w", f.Name(), checkpoint.ErrRewriting)
@@ -37,7 +55,9 @@ func (m *Manager) AcquireRunLock() (io.Closer, error) {
 }
 
 // LockForRewrite takes an exclusive lock on LockPath (creating the directory and the
-// file if needed) and holds it until the returned Closer is closed: while it is held,
+// file if needed) and holds it until the returned Closer is closed; once it has it,
+// it finishes an interrupted rewrite and removes leftover temporary files (see
+// WriteAll). While it is held,
 // AcquireRunLock fails, so no container of the job can start. It fails without
 // waiting, with an error wrapping checkpoint.ErrJobRunning, while a container holds its
 // run lock, and with one wrapping checkpoint.ErrRewriting while another LockForRewrite
@@ -54,7 +74,33 @@ func (m *Manager) LockForRewrite(ctx context.Context) (io.Closer, error) {
 		_ = f.Close()
 		return nil, err
 	}
+	if err := m.recoverLocked(); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
 	return &runLock{f: f}, nil
+}
+
+// recoveryWait bounds how long AcquireRunLock waits for a lock held exclusively,
+// which another starting container may hold for a moment to finish an interrupted
+// rewrite (the checkpoint tool holds it much longer).
+const recoveryWait = 2 * time.Second
+
+// withExclusive runs fn while holding the job's lock exclusively, if no other process
+// holds it; held says whether it did.
+func (m *Manager) withExclusive(fn func() error) (held bool, err error) {
+	f, err := m.openLock()
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, nil
+		}
+		return false, fmt.Errorf("filesystem checkpoints: run lock %s: %w", f.Name(), err)
+	}
+	return true, fn()
 }
 
 // CheckNotRunning returns an error wrapping checkpoint.ErrJobRunning if a container of
