@@ -66,12 +66,10 @@ func (p *Producer) Send(ctx context.Context, env system.OutgoingEnvelope) error 
 	case !env.PartitionByKey && env.Partition < 0:
 		return fmt.Errorf("kafka system %q: cannot send to %s partition %d", p.s.name, env.Stream, env.Partition)
 	}
-	r := &kgo.Record{Topic: env.Stream.Stream, Key: env.Key, Value: env.Message, Partition: env.Partition, Timestamp: env.Timestamp}
-	if len(env.Headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(env.Headers))
-		for i, h := range env.Headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-		}
+	r := p.s.records.get()
+	r.Topic, r.Key, r.Value, r.Partition, r.Timestamp = env.Stream.Stream, env.Key, env.Message, env.Partition, env.Timestamp
+	for _, h := range env.Headers {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
 	if env.PartitionByKey {
 		r.Partition = byKey
@@ -114,6 +112,7 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 			notify(first)
 		}
 	}
+	p.s.records.put(r) // franz-go is done with it once the promise returns
 	if p.inflight.Add(-1) == 0 && p.waiting.Load() {
 		p.mu.Lock()
 		if p.wake != nil {
@@ -123,6 +122,24 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 		p.waiting.Store(false)
 		p.mu.Unlock()
 	}
+}
+
+// recordPool recycles the records Send hands to franz-go: the client is done with a
+// record once its promise has returned, so the next Send can reuse it, and a
+// passthrough job allocates no record per message.
+type recordPool struct{ p sync.Pool }
+
+func (rp *recordPool) get() *kgo.Record {
+	if r, ok := rp.p.Get().(*kgo.Record); ok {
+		return r
+	}
+	return new(kgo.Record)
+}
+
+func (rp *recordPool) put(r *kgo.Record) {
+	clear(r.Headers)
+	*r = kgo.Record{Headers: r.Headers[:0]} // keep the headers' room, drop the rest
+	rp.p.Put(r)
 }
 
 // NotifyFailure implements system.FailureNotifier: fn is called once, on a franz-go
@@ -253,38 +270,58 @@ func (t *envelopeTopicPartitioner) Partition(r *kgo.Record, n int) int {
 // take one slot. franz-go fails a record whose context is done the way it fails one
 // past kgo.RecordDeliveryTimeout (only where that is safe for idempotence), but
 // measures the latter from the record's timestamp, which Sluice keeps from the input.
-// One context serves every record sent within a slot, so Send creates no timer per
-// message. A context's deadline releases it; close releases the newest early.
+// A goroutine (started by the system's Start, ended by its Close) replaces the
+// current context every slot, so that Send reads neither the clock nor a lock.
 type deliveryDeadlines struct {
 	timeout, slot time.Duration
+	cur           atomic.Pointer[deadlineSlot]
+	stop          chan struct{}
+	done          chan struct{}
+}
 
-	mu     sync.Mutex
+type deadlineSlot struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	until  time.Time // when ctx stops being handed out
 }
 
 func newDeliveryDeadlines(timeout time.Duration) *deliveryDeadlines {
-	return &deliveryDeadlines{timeout: timeout, slot: max(timeout/16, time.Millisecond)}
+	d := &deliveryDeadlines{timeout: timeout, slot: max(timeout/16, time.Millisecond), stop: make(chan struct{}), done: make(chan struct{})}
+	d.rotate()
+	return d
+}
+
+// rotate makes the current context one whose deadline is timeout plus one slot away:
+// it is handed out for one slot, so every record gets between timeout and
+// timeout+slot.
+func (d *deliveryDeadlines) rotate() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout+d.slot)
+	d.cur.Store(&deadlineSlot{ctx: ctx, cancel: cancel})
+}
+
+// run rotates the context every slot until close. Contexts handed out earlier release
+// themselves at their deadline.
+func (d *deliveryDeadlines) run() {
+	defer close(d.done)
+	tk := time.NewTicker(d.slot)
+	defer tk.Stop()
+	for {
+		select {
+		case <-tk.C:
+			d.rotate()
+		case <-d.stop:
+			return
+		}
+	}
 }
 
 // current returns a context whose deadline is between timeout and timeout+slot away.
-func (d *deliveryDeadlines) current() context.Context {
-	now := time.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ctx == nil || !now.Before(d.until) {
-		d.until = now.Add(d.slot)
-		d.ctx, d.cancel = context.WithDeadline(context.Background(), d.until.Add(d.timeout))
-	}
-	return d.ctx
-}
+func (d *deliveryDeadlines) current() context.Context { return d.cur.Load().ctx }
 
-// close releases the newest context; the system's clients are closed by then.
-func (d *deliveryDeadlines) close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cancel != nil {
-		d.cancel()
+// close ends run, if it was started, and releases the newest context.
+func (d *deliveryDeadlines) close(started bool) {
+	if started {
+		close(d.stop)
+		<-d.done
 	}
+	d.cur.Load().cancel()
 }

@@ -31,6 +31,7 @@ type System struct {
 
 	doneCtx   context.Context // already cancelled; see Producer.Flush
 	deadlines *deliveryDeadlines
+	records   recordPool // see Producer.Send
 
 	mu      sync.Mutex
 	state   int // stateNew, stateStarted, stateClosed
@@ -163,6 +164,7 @@ func (s *System) Start(ctx context.Context) error {
 	}
 	s.admin, s.adm, s.prod = admin, kadm.NewClient(admin), prod
 	s.state = stateStarted
+	go s.deadlines.run()
 	s.log.Info("kafka: connected", "bootstrap.servers", strings.Join(s.set.consumer.seeds, ","))
 	return nil
 }
@@ -266,6 +268,7 @@ func (s *System) Close() error {
 		consumers = append(consumers, c)
 	}
 	admin, prod := s.admin, s.prod
+	started := prod != nil
 	s.mu.Unlock()
 	var errs []error
 	for _, c := range consumers {
@@ -274,7 +277,7 @@ func (s *System) Close() error {
 	if prod != nil {
 		prod.Close()
 	}
-	s.deadlines.close()
+	s.deadlines.close(started)
 	if admin != nil {
 		admin.Close()
 	}
