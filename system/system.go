@@ -193,6 +193,24 @@ type Pauser interface {
 	Resume(ssps ...SystemStreamPartition)
 }
 
+// PartitionChanger is implemented by consumers that can start and stop reading
+// partitions after Start, so that a container can add and remove tasks while it runs.
+// Its methods may be called from any goroutine, also while Poll is blocked (AddPartitions
+// wakes it when the added partitions have messages). A Poll that is running while
+// RemovePartitions runs may still return messages it took before the removal; it then
+// counts as having returned before RemovePartitions.
+type PartitionChanger interface {
+	// AddPartitions starts reading each partition from its offset (the next message
+	// to read). It may be called before or after Start; a partition already read
+	// is an error.
+	AddPartitions(offsets map[SystemStreamPartition]string) error
+	// RemovePartitions stops reading ssps. Once it returns, Poll returns no message of
+	// them, not even one fetched before (messages Poll already returned are the
+	// caller's). Removing a partition that is not read is not an error. A removed
+	// partition may be added again later, at any offset.
+	RemovePartitions(ssps ...SystemStreamPartition) error
+}
+
 // ResetCounter is implemented by systems whose consumers move past offsets that no
 // longer exist while running (retention deleted them), so the container can count those
 // moves with its own start-time ones.
