@@ -9,25 +9,37 @@
 package decimal
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 )
 
-// ErrSyntax is wrapped by every error of Parse.
-var ErrSyntax = errors.New("not a decimal offset")
+// SyntaxError is the error of Parse: s is not an offset.
+type SyntaxError struct {
+	// Offset is the string refused.
+	Offset string
+	// Plain is how to write it, when it is a number not written plainly ("+5" is
+	// "5"); else "".
+	Plain string
+}
 
-// Parse returns the number offset s stands for. The error names s and, for a number
-// not written plainly ("+5", "007"), says how to write it.
+func (e *SyntaxError) Error() string {
+	if e.Plain != "" {
+		return fmt.Sprintf("offset %q is not written plainly: write %s (a whole number without a sign or leading zeros)", e.Offset, e.Plain)
+	}
+	return fmt.Sprintf("%q is not an offset (a whole number from 0 to %d, written without a sign or leading zeros)", e.Offset, int64(math.MaxInt64))
+}
+
+// Parse returns the number offset s stands for. Its error is a *SyntaxError, which
+// names s and, for a number not written plainly ("+5", "007"), says how to write it.
 func Parse(s string) (int64, error) {
 	if n, ok := parse(s); ok {
 		return n, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
-		return 0, fmt.Errorf("offset %q is not written plainly: write %d (a whole number without a sign or leading zeros): %w", s, n, ErrSyntax)
+		return 0, &SyntaxError{Offset: s, Plain: Format(n)}
 	}
-	return 0, fmt.Errorf("%q is not an offset (a whole number from 0 to %d, written without a sign or leading zeros): %w", s, int64(math.MaxInt64), ErrSyntax)
+	return 0, &SyntaxError{Offset: s}
 }
 
 // parse accepts exactly the strings Format returns.

@@ -89,7 +89,8 @@ type Backend interface {
 	Read(ctx context.Context, stream string, partition int32) ([]Message, error)
 	// DeleteBefore deletes the messages of partition before offset, as retention does.
 	DeleteBefore(ctx context.Context, stream string, partition int32, offset string) error
-	// Grow raises the partition count of stream to partitions.
+	// Grow raises the partition count of stream to partitions; Append to the new
+	// partitions works once it returns.
 	Grow(ctx context.Context, stream string, partitions int) error
 	// FailDeliveries makes the delivery of every message the system's producers send
 	// from now on fail, until restore is called; messages sent after restore are
@@ -226,6 +227,28 @@ func (e *env) deleteBefore(stream string, p int32, offset string) {
 	e.t.Helper()
 	if err := e.be.DeleteBefore(e.ctx(), stream, p, offset); err != nil {
 		e.t.Fatalf("Backend.DeleteBefore(%s, %s): %v", e.ssp(stream, p), offset, err)
+	}
+}
+
+// grow raises the partition count of stream to n and waits until the admin shows them
+// (a system may cache metadata for a moment).
+func (e *env) grow(stream string, n int) map[system.SystemStreamPartition]system.PartitionMetadata {
+	e.t.Helper()
+	if err := e.be.Grow(e.ctx(), stream, n); err != nil {
+		e.t.Fatalf("Backend.Grow(%q, %d): %v", stream, n, err)
+	}
+	deadline := time.Now().Add(Timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		md := e.meta(stream)
+		if len(md) == n {
+			return md
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("Partitions(%q) after growing it to %d: %v", stream, n, md)
+		}
+		<-tick.C
 	}
 }
 
@@ -589,13 +612,7 @@ func testAddRemove(t *testing.T, h Harness) {
 	}
 
 	// A partition that appears when the stream grows can be added.
-	if err := e.be.Grow(e.ctx(), "tasks", 4); err != nil {
-		t.Fatalf("Backend.Grow: %v", err)
-	}
-	md := e.meta("tasks")
-	if len(md) != 4 {
-		t.Fatalf("Partitions after growing to 4 = %v", md)
-	}
+	md := e.grow("tasks", 4)
 	add(t, pc, map[system.SystemStreamPartition]string{p3: md[p3].Upcoming, p2: held[2][29].Offset})
 	tr.expect(p2, held[2][29:])
 	tr.expect(p3, e.append("tasks", 3, msgs("tasks", 3, 0, 5)...))
@@ -1068,11 +1085,8 @@ func testPartitionMetadata(t *testing.T, h Harness) {
 	if got := e.meta("meta")[p0]; got != (system.PartitionMetadata{Oldest: after, Upcoming: after}) {
 		t.Fatalf("%s after deleting everything: %+v; want oldest = upcoming = %s and no newest", p0, got, after)
 	}
-	if err := e.be.Grow(e.ctx(), "meta", 3); err != nil {
-		t.Fatalf("Backend.Grow: %v", err)
-	}
-	md = e.meta("meta")
-	if m, ok := md[e.ssp("meta", 2)]; len(md) != 3 || !ok || m.Newest != "" || m.Oldest != m.Upcoming {
+	md = e.grow("meta", 3)
+	if m, ok := md[e.ssp("meta", 2)]; !ok || m.Newest != "" || m.Oldest != m.Upcoming {
 		t.Fatalf("Partitions after growing to 3 = %v", md)
 	}
 	if _, err := e.sys.Admin().Partitions(e.ctx(), "no-such-stream"); err == nil || !strings.Contains(err.Error(), "no-such-stream") {
