@@ -433,3 +433,60 @@ func TestConsumerRemoveDropsRecordsTakenBefore(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumerAddRemoveValidation(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(2, "events"))
+	s, _ := startSystem(t, seeds, nil)
+	cl, _ := rawClient(t, seeds)
+	produceN(t, cl, "events", 0, 5, "e0")
+	produceN(t, cl, "events", 1, 5, "e1")
+	c, err := s.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.(system.PartitionChanger)
+	p0, p1 := system.NewSSP("kafka", "events", 0), system.NewSSP("kafka", "events", 1)
+	for _, tt := range []struct {
+		offsets map[system.SystemStreamPartition]string
+		says    string
+	}{
+		{map[system.SystemStreamPartition]string{system.NewSSP("other", "events", 0): "0"}, "another system"},
+		{map[system.SystemStreamPartition]string{system.NewSSP("kafka", "events", -1): "0"}, "negative partition"},
+		{map[system.SystemStreamPartition]string{p0: "007"}, `"007"`},
+	} {
+		if err := pc.AddPartitions(tt.offsets); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("AddPartitions(%v) = %v; want an error saying %s", tt.offsets, err, tt.says)
+		}
+	}
+	// Before Start: added, registered, one removed again; only p1 is read.
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p0: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(p1, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p1: "0"}); err == nil || !strings.Contains(err.Error(), "read already") {
+		t.Errorf("AddPartitions of a registered partition = %v", err)
+	}
+	if err := pc.RemovePartitions(p0, system.NewSSP("kafka", "nope", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	envs := pollUntil(t, c, 3)
+	for i, e := range envs {
+		if e.SSP != p1 || e.Offset != itoa(2+i) {
+			t.Fatalf("envelope %d: %s offset %s; want %s from offset 2", i, e.SSP, e.Offset, p1)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p0: "0"}); err == nil {
+		t.Error("AddPartitions after Close succeeded")
+	}
+	if err := pc.RemovePartitions(p1); err != nil {
+		t.Errorf("RemovePartitions after Close = %v", err)
+	}
+}
