@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/decimal"
 )
 
 // metadataAttempts bounds the retries of metadata and offset listings that fail with
@@ -19,9 +18,12 @@ import (
 const metadataAttempts = 5
 
 // Admin answers questions about a Kafka system's topics. Kafka offsets are
-// non-negative decimal numbers; Oldest is the log start offset, Upcoming the high
-// watermark and Newest the high watermark minus one ("" for an empty partition).
+// non-negative decimal numbers written plainly (package decimal, which does the
+// arithmetic of CompareOffsets, OffsetAfter and Distance); Oldest is the log start
+// offset, Upcoming the high watermark and Newest the high watermark minus one ("" for
+// an empty partition).
 type Admin struct {
+	decimal.Offsets
 	s *System
 }
 
@@ -121,58 +123,14 @@ func listedErr(l kadm.ListedOffsets, topics []string) error {
 	return nil
 }
 
-// CompareOffsets returns -1, 0 or 1 as a is before, equal to or after b.
-func (a *Admin) CompareOffsets(x, y string) (int, error) {
-	m, err := ParseOffset(x)
-	if err != nil {
-		return 0, err
-	}
-	n, err := ParseOffset(y)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case m < n:
-		return -1, nil
-	case m > n:
-		return 1, nil
-	}
-	return 0, nil
-}
-
-// OffsetAfter returns offset + 1.
-func (a *Admin) OffsetAfter(offset string) (string, error) {
-	n, err := ParseOffset(offset)
-	if err != nil {
-		return "", err
-	}
-	if n == math.MaxInt64 {
-		return "", fmt.Errorf("kafka: offset %s has no successor", offset)
-	}
-	return formatOffset(n + 1), nil
-}
-
-// Distance returns to − from: the number of messages from "from" up to, excluding,
-// "to" (negative when to is before from).
-func (a *Admin) Distance(from, to string) (int64, error) {
-	f, err := ParseOffset(from)
-	if err != nil {
-		return 0, err
-	}
-	t, err := ParseOffset(to)
-	if err != nil {
-		return 0, err
-	}
-	return t - f, nil
-}
-
-// ParseOffset parses a Kafka offset: a non-negative decimal number.
+// ParseOffset parses a Kafka offset: a non-negative decimal number written plainly,
+// without a sign or leading zeros, as Kafka and Sluice write offsets. The error names s.
 func ParseOffset(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("kafka: %q is not a Kafka offset (a non-negative whole number)", s)
+	n, err := decimal.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: %w", err)
 	}
 	return n, nil
 }
 
-func formatOffset(n int64) string { return strconv.FormatInt(n, 10) }
+func formatOffset(n int64) string { return decimal.Format(n) }

@@ -116,7 +116,7 @@ func TestAdminOffsetArithmetic(t *testing.T) {
 	if got, err := a.Distance("25", "10"); err != nil || got != -15 {
 		t.Errorf("Distance(25, 10) = %d, %v", got, err)
 	}
-	for _, bad := range []string{"", "-1", "x", "1.5", "99999999999999999999"} {
+	for _, bad := range []string{"", "-1", "x", "1.5", "99999999999999999999", "+5", "007", " 7"} {
 		if _, err := a.CompareOffsets(bad, "1"); err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
 			t.Errorf("CompareOffsets(%q) = %v, want an error naming it", bad, err)
 		}
@@ -129,6 +129,15 @@ func TestAdminOffsetArithmetic(t *testing.T) {
 	}
 	if _, err := a.OffsetAfter("9223372036854775807"); err == nil {
 		t.Error("OffsetAfter(max) succeeded")
+	}
+	// The system's admin names the system kind; a number not written plainly is
+	// told how to write it.
+	sa := (&System{name: "kafka"}).Admin()
+	if _, err := sa.CompareOffsets("007", "1"); err == nil || err.Error() != `kafka: offset "007" is not written plainly: write 7 (a whole number without a sign or leading zeros)` {
+		t.Errorf("CompareOffsets(007) = %v", err)
+	}
+	if _, err := ParseOffset("+5"); err == nil || !strings.HasPrefix(err.Error(), "kafka: ") || !strings.Contains(err.Error(), "write 5") {
+		t.Errorf("ParseOffset(+5) = %v", err)
 	}
 }
 

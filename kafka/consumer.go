@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -17,7 +19,9 @@ import (
 )
 
 // Consumer reads the partitions registered with it, from exactly the registered
-// offsets, with its own franz-go client and no consumer group.
+// offsets, with its own franz-go client and no consumer group. It implements
+// system.Pauser and system.PartitionChanger: partitions can be added and removed while
+// it runs (franz-go's AddConsumePartitions and RemoveConsumePartitions).
 //
 // When the next offset of a partition no longer exists while the consumer runs
 // (retention deleted it before it was read), the partition's ResetPolicy decides:
@@ -25,18 +29,35 @@ import (
 // and new offsets and the number of messages skipped, count it in Stats, and carry
 // on there; ResetFail makes Poll return an error naming the partition and offset.
 //
-// Poll must not be called concurrently with itself; Close may be called at any time.
+// Poll must not be called concurrently with itself; Close, Pause, Resume,
+// AddPartitions and RemovePartitions may be called at any time, from any goroutine.
 type Consumer struct {
 	s *System
 
-	mu       sync.Mutex // guards start, cl, closed
-	start    map[string]map[int32]kgo.Offset
-	cl       *kgo.Client
-	closed   bool
-	failed   error // sticky fatal error; guarded by pollMu
+	mu      sync.Mutex // guards start, cl, closed, owned, pending; and next before Start
+	start   map[string]map[int32]kgo.Offset
+	cl      *kgo.Client
+	closed  bool
+	owned   map[topicPartition]struct{} // the partitions read, as Add and Remove see them
+	pending []partitionChange           // changes since Start that Poll has not applied yet
+	// changes counts the partition changes since Start. Poll applies them (pending)
+	// when it differs from seen, which keeps the common case free of locks.
+	changes atomic.Uint64
+
 	pollMu   sync.Mutex
-	next     map[topicPartition]int64 // next offset to read; guarded by pollMu
+	failed   error                    // sticky fatal error; guarded by pollMu
+	next     map[topicPartition]int64 // next offset to read; guarded by pollMu after Start
+	seen     uint64                   // the changes applied to next; guarded by pollMu
 	resetAdm *kadm.Client
+
+	afterFetch func(kgo.Fetches) // a test's hook: called by Poll after each PollFetches
+}
+
+// partitionChange is one AddPartitions or RemovePartitions of a partition after Start.
+type partitionChange struct {
+	tp     topicPartition
+	remove bool
+	offset int64 // where an added partition is read from
 }
 
 type topicPartition struct {
@@ -45,26 +66,21 @@ type topicPartition struct {
 }
 
 var (
-	_ system.Consumer = (*Consumer)(nil)
-	_ system.Pauser   = (*Consumer)(nil)
+	_ system.Consumer         = (*Consumer)(nil)
+	_ system.Pauser           = (*Consumer)(nil)
+	_ system.PartitionChanger = (*Consumer)(nil)
 )
 
 func newConsumer(s *System) *Consumer {
-	return &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}}
+	return &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}, owned: map[topicPartition]struct{}{}}
 }
 
 // Register asks for ssp to be read from offset. Registering an SSP twice keeps the
 // earlier offset.
 func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) error {
-	if ssp.System != c.s.name {
-		return fmt.Errorf("kafka system %q: cannot register %s of another system", c.s.name, ssp)
-	}
-	if ssp.Partition < 0 {
-		return fmt.Errorf("kafka system %q: cannot register %s: negative partition", c.s.name, ssp)
-	}
-	n, err := ParseOffset(offset)
+	n, err := c.check(ssp, offset, "register")
 	if err != nil {
-		return fmt.Errorf("kafka system %q: register %s: %w", c.s.name, ssp, err)
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -75,12 +91,170 @@ func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) err
 	if old, ok := c.next[tp]; ok && old <= n {
 		return nil
 	}
-	if c.start[ssp.Stream] == nil {
-		c.start[ssp.Stream] = map[int32]kgo.Offset{}
-	}
-	c.start[ssp.Stream][ssp.Partition] = kgo.NewOffset().At(n)
-	c.next[tp] = n
+	c.addBeforeStart(tp, n)
 	return nil
+}
+
+// check validates a partition to read and its offset.
+func (c *Consumer) check(ssp system.SystemStreamPartition, offset, verb string) (int64, error) {
+	if ssp.System != c.s.name {
+		return 0, fmt.Errorf("kafka system %q: cannot %s %s of another system", c.s.name, verb, ssp)
+	}
+	if ssp.Partition < 0 {
+		return 0, fmt.Errorf("kafka system %q: cannot %s %s: negative partition", c.s.name, verb, ssp)
+	}
+	n, err := ParseOffset(offset)
+	if err != nil {
+		return 0, fmt.Errorf("kafka system %q: %s %s: %w", c.s.name, verb, ssp, err)
+	}
+	return n, nil
+}
+
+// addBeforeStart records tp to be read from n once the consumer starts; c.mu is held.
+func (c *Consumer) addBeforeStart(tp topicPartition, n int64) {
+	if c.start[tp.topic] == nil {
+		c.start[tp.topic] = map[int32]kgo.Offset{}
+	}
+	c.start[tp.topic][tp.partition] = kgo.NewOffset().At(n)
+	c.next[tp] = n
+	c.owned[tp] = struct{}{}
+}
+
+// AddPartitions implements system.PartitionChanger: it starts reading each partition
+// from its offset, before or after Start. A partition read already, one of another
+// system or a malformed offset is an error, and then nothing is added.
+func (c *Consumer) AddPartitions(offsets map[system.SystemStreamPartition]string) error {
+	parsed := make(map[topicPartition]int64, len(offsets))
+	for ssp, off := range offsets {
+		n, err := c.check(ssp, off, "add")
+		if err != nil {
+			return err
+		}
+		parsed[topicPartition{ssp.Stream, ssp.Partition}] = n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("kafka system %q: AddPartitions on a closed consumer", c.s.name)
+	}
+	for tp := range parsed {
+		if _, ok := c.owned[tp]; ok {
+			return fmt.Errorf("kafka system %q: %s is read already", c.s.name, system.NewSSP(c.s.name, tp.topic, tp.partition))
+		}
+	}
+	if c.cl == nil {
+		for tp, n := range parsed {
+			c.addBeforeStart(tp, n)
+		}
+		return nil
+	}
+	add := make(map[string]map[int32]kgo.Offset, 1)
+	for tp, n := range parsed {
+		c.owned[tp] = struct{}{}
+		c.pending = append(c.pending, partitionChange{tp: tp, offset: n})
+		if add[tp.topic] == nil {
+			add[tp.topic] = map[int32]kgo.Offset{}
+		}
+		add[tp.topic][tp.partition] = kgo.NewOffset().At(n)
+	}
+	// Counted before the client may fetch them: Poll applies the change before it
+	// converts a record of an added partition.
+	c.changes.Add(1)
+	c.cl.AddConsumePartitions(add)
+	return nil
+}
+
+// RemovePartitions implements system.PartitionChanger: once it returns, Poll returns
+// nothing more of ssps. franz-go drops what it had buffered of them; what a Poll had
+// taken before is dropped by that Poll, unless it returned first. A pause of a removed
+// partition is forgotten.
+func (c *Consumer) RemovePartitions(ssps ...system.SystemStreamPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	remove := make(map[string][]int32, 1)
+	for _, ssp := range ssps {
+		tp := topicPartition{ssp.Stream, ssp.Partition}
+		if _, ok := c.owned[tp]; !ok || ssp.System != c.s.name {
+			continue
+		}
+		delete(c.owned, tp)
+		if c.cl == nil {
+			delete(c.next, tp)
+			delete(c.start[tp.topic], tp.partition)
+			if len(c.start[tp.topic]) == 0 {
+				delete(c.start, tp.topic)
+			}
+			continue
+		}
+		c.pending = append(c.pending, partitionChange{tp: tp, remove: true})
+		remove[tp.topic] = append(remove[tp.topic], tp.partition)
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	// Counted before the removal, so that a Poll that took records of them before it
+	// and looks after it drops them.
+	c.changes.Add(1)
+	c.cl.RemoveConsumePartitions(remove)
+	c.cl.ResumeFetchPartitions(remove)
+	return nil
+}
+
+// applyChanges brings next up to date with the partitions added and removed since the
+// last call, and drops from fetches the records and errors of partitions removed
+// since: they were taken before the removal. A partition removed and added again is
+// rewound to where it was added, in case what was dropped came after the add.
+// pollMu is held.
+func (c *Consumer) applyChanges(fetches kgo.Fetches) {
+	c.mu.Lock()
+	ops := c.pending
+	c.pending = nil
+	c.seen = c.changes.Load()
+	c.mu.Unlock()
+	var removed map[topicPartition]bool
+	for _, op := range ops {
+		if op.remove {
+			delete(c.next, op.tp)
+			if removed == nil {
+				removed = map[topicPartition]bool{}
+			}
+			removed[op.tp] = true
+			continue
+		}
+		c.next[op.tp] = op.offset
+	}
+	if removed == nil {
+		return
+	}
+	var rewind map[string]map[int32]kgo.EpochOffset
+	for i := range fetches {
+		for j := range fetches[i].Topics {
+			ft := &fetches[i].Topics[j]
+			for k := range ft.Partitions {
+				fp := &ft.Partitions[k]
+				tp := topicPartition{ft.Topic, fp.Partition}
+				if !removed[tp] {
+					continue
+				}
+				if next, ok := c.next[tp]; ok && len(fp.Records) > 0 {
+					if rewind == nil {
+						rewind = map[string]map[int32]kgo.EpochOffset{}
+					}
+					if rewind[tp.topic] == nil {
+						rewind[tp.topic] = map[int32]kgo.EpochOffset{}
+					}
+					rewind[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
+				}
+				fp.Records, fp.Err = nil, nil
+			}
+		}
+	}
+	if rewind != nil {
+		c.cl.SetOffsets(rewind)
+	}
 }
 
 // Start creates the consumer's client and begins fetching.
@@ -96,7 +270,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	case c.cl != nil:
 		return nil
 	}
-	opts := append(c.s.set.consumerOpts(c.s.klog),
+	opts := c.s.set.consumerOpts(c.s.klog)
+	if c.s.set.fetchMaxWait == 0 {
+		// Kafka's default, not franz-go's 5 s: a fetch waiting for data delays a
+		// partition added or resumed meanwhile until it returns.
+		opts = append(opts, kgo.FetchMaxWait(defaultFetchMaxWait))
+	}
+	opts = append(opts,
 		kgo.ConsumePartitions(c.start),
 		// Never move silently: an out-of-range offset comes back as an error that
 		// Poll handles per the reset policy.
@@ -112,6 +292,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 }
 
 var errNotStarted = errors.New("consumer not started")
+
+// defaultFetchMaxWait is fetch.max.wait.ms when it is not set: Kafka's default.
+const defaultFetchMaxWait = 500 * time.Millisecond
 
 // Poll returns the next messages of the registered partitions, in offset order per
 // partition, blocking until there are some, ctx is done (ctx.Err()), or the consumer
@@ -138,6 +321,12 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		}
 		if err := ctx.Err(); err != nil && fetches.Empty() {
 			return nil, err
+		}
+		if c.afterFetch != nil {
+			c.afterFetch(fetches)
+		}
+		if c.changes.Load() != c.seen {
+			c.applyChanges(fetches)
 		}
 		if err := c.handleErrors(ctx, fetches); err != nil {
 			if ctx.Err() != nil {
@@ -237,6 +426,10 @@ func (c *Consumer) handleErrors(ctx context.Context, fetches kgo.Fetches) error 
 		if fatal != nil {
 			return
 		}
+		tp := topicPartition{topic, partition}
+		if _, read := c.next[tp]; !read && topic != "" {
+			return // of a partition removed since; the error was on its way
+		}
 		switch {
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			fatal = err
@@ -268,18 +461,23 @@ func (c *Consumer) handleErrors(ctx context.Context, fetches kgo.Fetches) error 
 	return fatal
 }
 
-// reset moves an out-of-range partition per its reset policy.
+// reset moves an out-of-range partition per its reset policy. It looks the
+// partition's offsets up first, also under ResetFail: an answer about an offset that
+// is valid (again) is stale, and the offset is fetched again.
 func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 	ssp := system.NewSSP(c.s.name, tp.topic, tp.partition)
 	old, known := c.next[tp]
 	policy := c.s.ResetPolicy(tp.topic)
-	if policy == ResetFail && known {
-		return fmt.Errorf("kafka system %q: %s: offset %d is out of range (deleted by retention, or beyond the end) and auto.offset.reset is fail; "+
+	failErr := func(detail string) error {
+		return fmt.Errorf("kafka system %q: %s: offset %d is out of range (deleted by retention, or beyond the end%s) and auto.offset.reset is fail; "+
 			"set systems.%s.streams.%s.consumer.auto.offset.reset (or systems.%s.consumer.auto.offset.reset) to oldest or upcoming to resume, or rewrite the checkpoint",
-			c.s.name, ssp, old, c.s.name, tp.topic, c.s.name)
+			c.s.name, ssp, old, detail, c.s.name, tp.topic, c.s.name)
 	}
 	starts, ends, err := listOffsets(ctx, c.resetAdm, tp.topic)
 	if err != nil {
+		if policy == ResetFail && known {
+			return fmt.Errorf("%w (looking up the partition's offsets failed too: %v)", failErr(""), err)
+		}
 		return fmt.Errorf("kafka system %q: %s is out of range, and looking up its offsets failed: %w", c.s.name, ssp, err)
 	}
 	so, ok1 := starts.Lookup(tp.topic, tp.partition)
@@ -295,7 +493,10 @@ func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 		return nil
 	}
 	if policy == ResetFail {
-		return fmt.Errorf("kafka system %q: %s: the next offset is out of range and auto.offset.reset is fail", c.s.name, ssp)
+		if !known {
+			return fmt.Errorf("kafka system %q: %s: the next offset is out of range and auto.offset.reset is fail", c.s.name, ssp)
+		}
+		return failErr(fmt.Sprintf("; the partition holds %d to %d", start, end))
 	}
 	target := start
 	if policy == ResetUpcoming {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/system"
 )
@@ -357,5 +358,135 @@ func TestConsumerPauseAndResume(t *testing.T) {
 			t.Fatalf("Poll after Resume, partition 0 at %d of 2050: %v", next[p0], err)
 		}
 		check(envs)
+	}
+}
+
+// TestConsumerRemoveDropsRecordsTakenBefore removes a partition after Poll has taken a
+// fetch holding its records and before it converts them (what happens when
+// RemovePartitions runs on another goroutine at that moment): Poll drops them, and
+// the other partition's records of the same fetch are returned.
+func TestConsumerRemoveDropsRecordsTakenBefore(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(2, "events"))
+	s, _ := startSystem(t, seeds, nil)
+	cl, _ := rawClient(t, seeds)
+	for p := range int32(2) {
+		produceN(t, cl, "events", p, 500, "e"+itoa(int(p)))
+	}
+	c := newConsumer(s)
+	s.mu.Lock()
+	s.opened[c] = struct{}{}
+	s.mu.Unlock()
+	defer c.Close()
+	p0, p1 := system.NewSSP("kafka", "events", 0), system.NewSSP("kafka", "events", 1)
+	for _, ssp := range []system.SystemStreamPartition{p0, p1} {
+		if err := c.Register(ssp, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := 0
+	c.afterFetch = func(fs kgo.Fetches) {
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if p.Partition == 0 && len(p.Records) > 0 && dropped == 0 {
+				dropped = len(p.Records)
+				if err := c.RemovePartitions(p0); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(t, 10*time.Second)
+	defer cancel()
+	next := 0
+	for next < 500 {
+		envs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Poll with partition 1 at %d of 500: %v", next, err)
+		}
+		for _, e := range envs {
+			if e.SSP != p1 {
+				t.Fatalf("Poll returned %s offset %s, removed before Poll converted the fetch holding it", e.SSP, e.Offset)
+			}
+			if e.Offset != itoa(next) {
+				t.Fatalf("%s: offset %s, want %d", e.SSP, e.Offset, next)
+			}
+			next++
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("no fetch held records of partition 0")
+	}
+	t.Logf("dropped %d records of partition 0 taken before its removal", dropped)
+	c.afterFetch = nil
+	// Added again, it is read from where it is added.
+	if err := c.AddPartitions(map[system.SystemStreamPartition]string{p0: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	envs := pollUntil(t, c, 493)
+	t.Logf("re-add took %v", time.Since(t0))
+	for i, e := range envs {
+		if e.SSP != p0 || e.Offset != itoa(7+i) {
+			t.Fatalf("after adding %s at 7: envelope %d is %s offset %s", p0, i, e.SSP, e.Offset)
+		}
+	}
+}
+
+func TestConsumerAddRemoveValidation(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(2, "events"))
+	s, _ := startSystem(t, seeds, nil)
+	cl, _ := rawClient(t, seeds)
+	produceN(t, cl, "events", 0, 5, "e0")
+	produceN(t, cl, "events", 1, 5, "e1")
+	c, err := s.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.(system.PartitionChanger)
+	p0, p1 := system.NewSSP("kafka", "events", 0), system.NewSSP("kafka", "events", 1)
+	for _, tt := range []struct {
+		offsets map[system.SystemStreamPartition]string
+		says    string
+	}{
+		{map[system.SystemStreamPartition]string{system.NewSSP("other", "events", 0): "0"}, "another system"},
+		{map[system.SystemStreamPartition]string{system.NewSSP("kafka", "events", -1): "0"}, "negative partition"},
+		{map[system.SystemStreamPartition]string{p0: "007"}, `"007"`},
+	} {
+		if err := pc.AddPartitions(tt.offsets); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("AddPartitions(%v) = %v; want an error saying %s", tt.offsets, err, tt.says)
+		}
+	}
+	// Before Start: added, registered, one removed again; only p1 is read.
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p0: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(p1, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p1: "0"}); err == nil || !strings.Contains(err.Error(), "read already") {
+		t.Errorf("AddPartitions of a registered partition = %v", err)
+	}
+	if err := pc.RemovePartitions(p0, system.NewSSP("kafka", "nope", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	envs := pollUntil(t, c, 3)
+	for i, e := range envs {
+		if e.SSP != p1 || e.Offset != itoa(2+i) {
+			t.Fatalf("envelope %d: %s offset %s; want %s from offset 2", i, e.SSP, e.Offset, p1)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.AddPartitions(map[system.SystemStreamPartition]string{p0: "0"}); err == nil {
+		t.Error("AddPartitions after Close succeeded")
+	}
+	if err := pc.RemovePartitions(p1); err != nil {
+		t.Errorf("RemovePartitions after Close = %v", err)
 	}
 }

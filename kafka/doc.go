@@ -28,7 +28,8 @@
 //	  ssl.endpoint.identification.algorithm   https (default: check the broker's host name) or empty (do not)
 //	consumer
 //	  auto.offset.reset          oldest|earliest|smallest (default), upcoming|latest|largest, fail|none
-//	  fetch.max.bytes, max.partition.fetch.bytes, fetch.min.bytes, fetch.max.wait.ms
+//	  fetch.max.bytes, max.partition.fetch.bytes, fetch.min.bytes
+//	  fetch.max.wait.ms          default 500, Kafka's (franz-go's is 5000)
 //	producer
 //	  acks                       all or -1 only
 //	  enable.idempotence         true only

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/decimal"
 )
 
 // System is a Kafka system: the admin, consumers and producers of one configured
@@ -224,7 +225,7 @@ func (s *System) started() error {
 
 // Admin returns the system's admin. It may be called before Start; its methods
 // that talk to the cluster fail until then.
-func (s *System) Admin() system.Admin { return &Admin{s: s} }
+func (s *System) Admin() system.Admin { return &Admin{Offsets: decimal.Offsets{Prefix: "kafka"}, s: s} }
 
 // NewConsumer returns a consumer with its own client; Register its partitions, then
 // Start it.

@@ -195,6 +195,14 @@ type Pauser interface {
 
 // PartitionChanger is implemented by consumers that can start and stop reading
 // partitions after Start, so that a container can add and remove tasks while it runs.
+// Its methods may be called from any goroutine, also while Poll is blocked (AddPartitions
+// wakes it when the added partitions have messages). A Poll that is running while
+// RemovePartitions runs may still return messages it took before the removal; it then
+// counts as having returned before RemovePartitions: a Poll begun after
+// RemovePartitions returned never does. A partition read again after its removal is
+// not paused (Pauser), whatever it was before. An added partition whose offset no longer
+// exists is treated as a registered one would be. system/systemtest checks all
+// of this.
 type PartitionChanger interface {
 	// AddPartitions starts reading each partition from its offset (the next message
 	// to read). It may be called before or after Start; a partition already read

@@ -1,6 +1,12 @@
 // Package inmem is an in-process message system for unit tests of task logic: a Store
 // holds streams of partitions in memory, and its Factory plugs it into a container as a
-// system like any other. Offsets are decimal message indexes ("0", "1", ...).
+// system like any other. Offsets are decimal message indexes ("0", "1", ...), written
+// plainly (package decimal).
+//
+// It keeps the promises a real system makes (system/systemtest checks them for it and
+// for Kafka): a delivery failure sticks to its producer, a consumer whose next message
+// was deleted (Store.Truncate) follows systems.<name>.consumer.auto.offset.reset (or the
+// stream's own key), and partitions can be added to and removed from a running consumer.
 //
 // It is not a substitute for Kafka in tests of Sluice itself; it exists so users can
 // run their tasks through a real container without a broker.
@@ -12,13 +18,15 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/decimal"
 )
 
 // Message is one stored message.
@@ -142,7 +150,7 @@ func (s *Store) appendLocked(stream string, p int32, m Message) (string, error) 
 	part.msgs = append(part.msgs, m)
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return strconv.FormatInt(part.base+int64(len(part.msgs))-1, 10), nil
+	return decimal.Format(part.base + int64(len(part.msgs)) - 1), nil
 }
 
 // Messages returns a copy of the retained messages of one partition.
@@ -154,6 +162,18 @@ func (s *Store) Messages(stream string, p int32) ([]Message, error) {
 		return nil, err
 	}
 	return slices.Clone(part.msgs), nil
+}
+
+// Retained returns a copy of the retained messages of one partition and the offset of
+// the first of them (the partition's oldest offset, also when it holds none).
+func (s *Store) Retained(stream string, p int32) ([]Message, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part, err := s.part(stream, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	return slices.Clone(part.msgs), part.base, nil
 }
 
 // Truncate deletes the messages before offset, as retention would.
@@ -176,18 +196,55 @@ func (s *Store) Truncate(stream string, p int32, before int64) error {
 	return nil
 }
 
-// FailProduce makes every later producer Flush return err (nil restores success). It
-// lets tests check that a failed flush fails the commit.
+// FailProduce makes the delivery of every message sent from now on fail with err,
+// until FailProduce(nil): the message is not stored, and its producer's Flush returns
+// the failure. A producer never forgets a failed delivery, as a Kafka producer does not:
+// its every later Flush fails too, also after FailProduce(nil), so a lost message is
+// never covered by a checkpoint. It lets tests check that a failed delivery fails the
+// commit.
 func (s *Store) FailProduce(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failErr = err
 }
 
-// Factory returns a system.Factory whose systems all use this store.
+// Factory returns a system.Factory whose systems all use this store. A system reads
+// one kind of key: what its consumers do when the next message of a partition no longer
+// exists (Truncate deleted it) or lies beyond the end,
+// systems.<name>.consumer.auto.offset.reset, and per stream
+// systems.<name>.streams.<stream>.consumer.auto.offset.reset: oldest (the default;
+// Kafka's earliest and smallest too) moves to the oldest message, upcoming (latest,
+// largest) to the next one to be appended, and fail (none) makes Poll fail with an
+// error naming the partition and offset. A bad value is an error naming its key.
 func (s *Store) Factory() system.Factory {
 	return func(name string, cfg config.Config, logger *slog.Logger) (system.System, error) {
-		return &System{name: name, store: s}, nil
+		y := &System{name: name, store: s, reset: job.ResetOldest, streamReset: map[string]job.ResetPolicy{}}
+		var p config.Problems
+		prefix := "systems." + name + "."
+		if v, ok := cfg.Get(prefix + "consumer.auto.offset.reset"); ok {
+			if r, ok := job.ParseResetPolicy(v); ok {
+				y.reset = r
+			} else {
+				p.Add(prefix+"consumer.auto.offset.reset", v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
+			}
+		}
+		sub := cfg.Subset(prefix + "streams.")
+		for _, k := range sub.Keys() {
+			stream, ok := strings.CutSuffix(k, ".consumer.auto.offset.reset")
+			if !ok || stream == "" {
+				continue
+			}
+			v, _ := sub.Get(k)
+			if r, ok := job.ParseResetPolicy(v); ok {
+				y.streamReset[stream] = r
+			} else {
+				p.Add(prefix+"streams."+k, v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
+			}
+		}
+		if err := p.Err(); err != nil {
+			return nil, err
+		}
+		return y, nil
 	}
 }
 
@@ -195,7 +252,17 @@ func (s *Store) Factory() system.Factory {
 type System struct {
 	name            string
 	store           *Store
+	reset           job.ResetPolicy
+	streamReset     map[string]job.ResetPolicy
 	resets, skipped atomic.Int64
+}
+
+// resetPolicy is the out-of-range policy of stream.
+func (y *System) resetPolicy(stream string) job.ResetPolicy {
+	if r, ok := y.streamReset[stream]; ok {
+		return r
+	}
+	return y.reset
 }
 
 var (
@@ -203,13 +270,15 @@ var (
 	_ system.ResetCounter       = (*System)(nil)
 	_ system.Consumer           = (*Consumer)(nil)
 	_ system.Pauser             = (*Consumer)(nil)
+	_ system.PartitionChanger   = (*Consumer)(nil)
 	_ system.CheckpointListener = (*Consumer)(nil)
 	_ system.Producer           = (*Producer)(nil)
+	_ system.FailureNotifier    = (*Producer)(nil)
 )
 
 // OutOfRangeResets implements system.ResetCounter: how many times a consumer found
-// its next message deleted by Truncate and moved to the oldest retained one, and how
-// many messages those moves skipped.
+// its next message deleted by Truncate (or beyond the end) and moved per its reset
+// policy, and how many messages those moves skipped.
 func (y *System) OutOfRangeResets() (resets, skipped int64) {
 	return y.resets.Load(), y.skipped.Load()
 }
@@ -218,7 +287,7 @@ func (y *System) OutOfRangeResets() (resets, skipped int64) {
 func (y *System) Start(context.Context) error { return nil }
 
 // Admin returns the system's admin.
-func (y *System) Admin() system.Admin { return admin{y} }
+func (y *System) Admin() system.Admin { return admin{decimal.Offsets{Prefix: "inmem"}, y} }
 
 // NewConsumer returns a consumer over the store.
 func (y *System) NewConsumer() (system.Consumer, error) {
@@ -231,7 +300,10 @@ func (y *System) NewProducer() (system.Producer, error) { return &Producer{sys: 
 // Close does nothing.
 func (y *System) Close() error { return nil }
 
-type admin struct{ y *System }
+type admin struct {
+	decimal.Offsets
+	y *System
+}
 
 func (a admin) Partitions(_ context.Context, streams ...string) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
 	s := a.y.store
@@ -245,9 +317,9 @@ func (a admin) Partitions(_ context.Context, streams ...string) (map[system.Syst
 		}
 		for i, p := range ps {
 			up := p.base + int64(len(p.msgs))
-			md := system.PartitionMetadata{Oldest: strconv.FormatInt(p.base, 10), Upcoming: strconv.FormatInt(up, 10)}
+			md := system.PartitionMetadata{Oldest: decimal.Format(p.base), Upcoming: decimal.Format(up)}
 			if len(p.msgs) > 0 {
-				md.Newest = strconv.FormatInt(up-1, 10)
+				md.Newest = decimal.Format(up - 1)
 			}
 			out[system.NewSSP(a.y.name, stream, int32(i))] = md
 		}
@@ -255,60 +327,16 @@ func (a admin) Partitions(_ context.Context, streams ...string) (map[system.Syst
 	return out, nil
 }
 
-func parse(off string) (int64, error) {
-	n, err := strconv.ParseInt(off, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("inmem: offset %q is not a non-negative integer", off)
-	}
-	return n, nil
-}
-
-func (admin) CompareOffsets(a, b string) (int, error) {
-	x, err := parse(a)
-	if err != nil {
-		return 0, err
-	}
-	y, err := parse(b)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case x < y:
-		return -1, nil
-	case x > y:
-		return 1, nil
-	}
-	return 0, nil
-}
-
-func (admin) OffsetAfter(off string) (string, error) {
-	n, err := parse(off)
-	if err != nil {
-		return "", err
-	}
-	return strconv.FormatInt(n+1, 10), nil
-}
-
-func (admin) Distance(from, to string) (int64, error) {
-	x, err := parse(from)
-	if err != nil {
-		return 0, err
-	}
-	y, err := parse(to)
-	if err != nil {
-		return 0, err
-	}
-	return y - x, nil
-}
-
-// Consumer reads registered partitions of the store. It implements system.Pauser.
+// Consumer reads registered partitions of the store. It implements system.Pauser and
+// system.PartitionChanger; all its methods are safe for concurrent use.
 type Consumer struct {
 	sys     *System
 	mu      sync.Mutex
 	next    map[system.SystemStreamPartition]int64
 	paused  map[system.SystemStreamPartition]bool
-	resumed chan struct{} // closed and replaced by Resume, to wake a waiting Poll
+	wake    chan struct{} // closed and replaced by Resume and AddPartitions, to wake a waiting Poll
 	started bool
+	failed  error // sticky: set when a partition is out of range under the fail policy
 }
 
 // OnCheckpoint implements system.CheckpointListener: it records offsets as
@@ -345,17 +373,21 @@ func (c *Consumer) Resume(ssps ...system.SystemStreamPartition) {
 	for _, ssp := range ssps {
 		delete(c.paused, ssp)
 	}
-	if c.resumed != nil {
-		close(c.resumed)
-		c.resumed = nil
+	c.wakeLocked()
+}
+
+func (c *Consumer) wakeLocked() {
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
 	}
 }
 
 // Register sets where ssp is read from.
 func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) error {
-	n, err := parse(offset)
+	n, err := decimal.Parse(offset)
 	if err != nil {
-		return err
+		return fmt.Errorf("inmem: register %s: %w", ssp, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -363,6 +395,47 @@ func (c *Consumer) Register(ssp system.SystemStreamPartition, offset string) err
 		return errors.New("inmem: register after start")
 	}
 	c.next[ssp] = n
+	return nil
+}
+
+// AddPartitions implements system.PartitionChanger: it starts reading each partition
+// from its offset, before or after Start. A partition already read, one of another
+// system or a malformed offset is an error, and then nothing is added.
+func (c *Consumer) AddPartitions(offsets map[system.SystemStreamPartition]string) error {
+	parsed := make(map[system.SystemStreamPartition]int64, len(offsets))
+	for ssp, off := range offsets {
+		if ssp.System != c.sys.name {
+			return fmt.Errorf("inmem system %q: cannot read %s of another system", c.sys.name, ssp)
+		}
+		n, err := decimal.Parse(off)
+		if err != nil {
+			return fmt.Errorf("inmem: add %s: %w", ssp, err)
+		}
+		parsed[ssp] = n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ssp := range parsed {
+		if _, ok := c.next[ssp]; ok {
+			return fmt.Errorf("inmem system %q: %s is read already", c.sys.name, ssp)
+		}
+	}
+	for ssp, n := range parsed {
+		c.next[ssp] = n
+	}
+	c.wakeLocked()
+	return nil
+}
+
+// RemovePartitions implements system.PartitionChanger: Poll returns nothing more of
+// ssps once it returns. Their pause is forgotten: a partition added again is read.
+func (c *Consumer) RemovePartitions(ssps ...system.SystemStreamPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ssp := range ssps {
+		delete(c.next, ssp)
+		delete(c.paused, ssp)
+	}
 	return nil
 }
 
@@ -383,37 +456,17 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 	for {
 		s.mu.Lock()
 		c.mu.Lock()
-		var out []system.IncomingEnvelope
-		for ssp, next := range c.next {
-			if ssp.System != c.sys.name || c.paused[ssp] {
-				continue
-			}
-			part, err := s.part(ssp.Stream, ssp.Partition)
-			if err != nil {
-				c.mu.Unlock()
-				s.mu.Unlock()
-				return nil, err
-			}
-			if next < part.base {
-				// Retention deleted what we were to read next: move on, and count it
-				// (system.ResetCounter) so the container reports it.
-				c.sys.resets.Add(1)
-				c.sys.skipped.Add(part.base - next)
-				next = part.base
-			}
-			for ; next < part.base+int64(len(part.msgs)) && len(out) < maxPoll; next++ {
-				m := part.msgs[next-part.base]
-				out = append(out, system.IncomingEnvelope{SSP: ssp, Offset: strconv.FormatInt(next, 10), Key: m.Key, Message: m.Value, Headers: m.Headers, Timestamp: m.Time})
-			}
-			c.next[ssp] = next
-		}
+		out, err := c.collectLocked()
 		wait := s.changed
-		if c.resumed == nil {
-			c.resumed = make(chan struct{})
+		if c.wake == nil {
+			c.wake = make(chan struct{})
 		}
-		resumed := c.resumed
+		woken := c.wake
 		c.mu.Unlock()
 		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		if len(out) > 0 {
 			return out, nil
 		}
@@ -421,45 +474,134 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-wait:
-		case <-resumed:
+		case <-woken:
 		}
 	}
+}
+
+// collectLocked takes the next messages; c.mu and the store's mu are held.
+func (c *Consumer) collectLocked() ([]system.IncomingEnvelope, error) {
+	if c.failed != nil {
+		return nil, c.failed
+	}
+	s := c.sys.store
+	var out []system.IncomingEnvelope
+	for ssp, next := range c.next {
+		if ssp.System != c.sys.name || c.paused[ssp] {
+			continue
+		}
+		part, err := s.part(ssp.Stream, ssp.Partition)
+		if err != nil {
+			return nil, err
+		}
+		end := part.base + int64(len(part.msgs))
+		if next < part.base || next > end {
+			// Retention deleted what we were to read next, or it lies beyond the end:
+			// the reset policy says where to go.
+			if next, err = c.resetLocked(ssp, next, part.base, end); err != nil {
+				c.failed = err
+				return nil, err
+			}
+		}
+		for ; next < end && len(out) < maxPoll; next++ {
+			m := part.msgs[next-part.base]
+			out = append(out, system.IncomingEnvelope{SSP: ssp, Offset: decimal.Format(next), Key: m.Key, Message: m.Value, Headers: m.Headers, Timestamp: m.Time})
+		}
+		c.next[ssp] = next
+	}
+	return out, nil
+}
+
+// resetLocked moves ssp, whose next offset is outside [oldest, end], per its reset
+// policy, and counts the move (system.ResetCounter) so the container reports it.
+func (c *Consumer) resetLocked(ssp system.SystemStreamPartition, next, oldest, end int64) (int64, error) {
+	y := c.sys
+	target := oldest
+	switch y.resetPolicy(ssp.Stream) {
+	case job.ResetFail:
+		return 0, fmt.Errorf("inmem system %q: %s: offset %d is out of range (deleted by retention, or beyond the end; the partition holds %d to %d) and auto.offset.reset is fail; "+
+			"set systems.%s.streams.%s.consumer.auto.offset.reset (or systems.%s.consumer.auto.offset.reset) to oldest or upcoming to resume past it, or rewrite the checkpoint",
+			y.name, ssp, next, oldest, end, y.name, ssp.Stream, y.name)
+	case job.ResetUpcoming:
+		target = end
+	}
+	y.resets.Add(1)
+	y.skipped.Add(max(0, target-next))
+	return target, nil
 }
 
 // Close does nothing.
 func (c *Consumer) Close() error { return nil }
 
-// Producer appends to the store.
+// Producer appends to the store. It implements system.FailureNotifier.
 type Producer struct {
 	sys *System
+
+	mu        sync.Mutex
+	firstErr  error
+	onFailure func(error)
 }
 
-// Send appends env to its stream right away.
+// Send appends env to its stream right away, unless Store.FailProduce makes its
+// delivery fail: then the message is not stored, and Flush reports the failure.
 func (p *Producer) Send(_ context.Context, env system.OutgoingEnvelope) error {
 	if env.Stream.System != p.sys.name {
 		return fmt.Errorf("inmem: producer of system %q cannot send to %s", p.sys.name, env.Stream)
 	}
 	s := p.sys.store
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	part := env.Partition
 	if env.PartitionByKey {
 		ps, ok := s.streams[env.Stream.Stream]
 		if !ok {
+			s.mu.Unlock()
 			return fmt.Errorf("inmem: no stream %q", env.Stream.Stream)
 		}
 		part = int32(fnv32(env.Key) % uint32(len(ps)))
 	}
+	if failErr := s.failErr; failErr != nil {
+		s.mu.Unlock()
+		p.failed(fmt.Errorf("inmem system %q: delivery to %s partition %d failed: %w", p.sys.name, env.Stream, part, failErr))
+		return nil
+	}
 	_, err := s.appendLocked(env.Stream.Stream, part, Message{Key: env.Key, Value: env.Message, Headers: env.Headers, Time: env.Timestamp})
+	s.mu.Unlock()
 	return err
 }
 
-// Flush returns the failure set with FailProduce, if any.
+// failed records a delivery failure; the first one is kept and notified.
+func (p *Producer) failed(err error) {
+	p.mu.Lock()
+	if p.firstErr != nil {
+		p.mu.Unlock()
+		return
+	}
+	p.firstErr = err
+	notify := p.onFailure
+	p.mu.Unlock()
+	if notify != nil {
+		notify(err)
+	}
+}
+
+// NotifyFailure implements system.FailureNotifier: fn is called once with the first
+// delivery failure of this producer (at once if one happened already).
+func (p *Producer) NotifyFailure(fn func(error)) {
+	p.mu.Lock()
+	p.onFailure = fn
+	first := p.firstErr
+	p.mu.Unlock()
+	if first != nil && fn != nil {
+		fn(first)
+	}
+}
+
+// Flush returns the first delivery failure of this producer, if any: every message
+// sent before is stored or failed already.
 func (p *Producer) Flush(context.Context) error {
-	s := p.sys.store
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.failErr
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstErr
 }
 
 // Close does nothing.

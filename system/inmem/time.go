@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/decimal"
 )
 
 // AppendAt adds a message with timestamp t, instead of the current time, and returns
@@ -22,7 +22,7 @@ func (s *Store) AppendAt(stream string, p int32, key, value []byte, t time.Time)
 	part.msgs = append(part.msgs, Message{Key: slices.Clone(key), Value: slices.Clone(value), Time: t})
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return strconv.FormatInt(part.base+int64(len(part.msgs))-1, 10), nil
+	return decimal.Format(part.base + int64(len(part.msgs)) - 1), nil
 }
 
 // OffsetForTime returns the offset of the first retained message of ssp whose
@@ -41,8 +41,8 @@ func (a admin) OffsetForTime(_ context.Context, ssp system.SystemStreamPartition
 	}
 	for i, m := range part.msgs {
 		if !m.Time.Before(t) {
-			return strconv.FormatInt(part.base+int64(i), 10), nil
+			return decimal.Format(part.base + int64(i)), nil
 		}
 	}
-	return strconv.FormatInt(part.base+int64(len(part.msgs)), 10), nil
+	return decimal.Format(part.base + int64(len(part.msgs))), nil
 }
