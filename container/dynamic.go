@@ -102,11 +102,8 @@ func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStrea
 		r.restart[name] = true // added again once retired (evRetired)
 	}
 	for _, name := range add {
-		if err := r.addTask(ctx, name); err != nil {
+		if err := r.addTask(ctx, name, caught); err != nil {
 			return err
-		}
-		if r.tasks[name].core.caughtUp {
-			caught[name] = true
 		}
 	}
 	return nil
@@ -116,8 +113,8 @@ func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStrea
 // it reads the task's checkpoint as it is now, resolves where each partition starts
 // (a partition found after the job started reading its stream starts at its oldest
 // offset), initialises the task, routes its partitions to it and has their consumers
-// read them.
-func (r *run) addTask(ctx context.Context, name string) error {
+// read them. A task that is caught up from the start is marked so in caught.
+func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) error {
 	var p int32
 	if _, err := fmt.Sscanf(name, "Partition %d", &p); err != nil {
 		return fmt.Errorf("add task %q: not a task name", name)
@@ -128,6 +125,12 @@ func (r *run) addTask(ctx context.Context, name string) error {
 	}
 	cp, err := r.readCheckpoint(ctx, name)
 	if err != nil {
+		return err
+	}
+	// The metadata must be newer than the checkpoint: a checkpoint its previous owner
+	// wrote after the monitor looked would otherwise seem to lie beyond the end of
+	// its partition, and be moved as out of range.
+	if err := r.refreshMetadata(ctx, ssps); err != nil {
 		return err
 	}
 	tr, err := r.newTask(ctx, p, ssps, cp, r.readBefore)
@@ -174,9 +177,30 @@ func (r *run) addTask(ctx context.Context, name string) error {
 			return fmt.Errorf("task %s: read %s: %w", name, sys, err)
 		}
 	}
+	if tr.core.caughtUp { // read before its goroutine owns it
+		caught[name] = true
+	}
 	r.startRunner(tr)
 	r.log.Info("task added", "task", name, "partitions", len(ssps))
 	r.c.opts.Events.taskAdded(taskEvent(tr, "its input partitions appeared"))
+	return nil
+}
+
+// refreshMetadata reads the current metadata of the streams of ssps into r.meta.
+func (r *run) refreshMetadata(ctx context.Context, ssps []system.SystemStreamPartition) error {
+	bySystem := map[string][]string{}
+	for _, ssp := range ssps {
+		if !slices.Contains(bySystem[ssp.System], ssp.Stream) {
+			bySystem[ssp.System] = append(bySystem[ssp.System], ssp.Stream)
+		}
+	}
+	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
+		md, err := r.c.systems[sys].Admin().Partitions(ctx, bySystem[sys]...)
+		if err != nil {
+			return fmt.Errorf("read metadata of %s of system %s: %w", strings.Join(bySystem[sys], ", "), sys, err)
+		}
+		maps.Copy(r.meta, md)
+	}
 	return nil
 }
 

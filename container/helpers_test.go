@@ -111,6 +111,8 @@ type recSystem struct {
 	failFlushOnce *atomic.Pointer[error]
 	// noPause hides the consumer's Pause and Resume from the container.
 	noPause bool
+	// noChange hides the consumer's AddPartitions and RemovePartitions.
+	noChange bool
 	// listenerErr is returned by the consumers' OnCheckpoint.
 	listenerErr error
 }
@@ -122,11 +124,31 @@ func (s *recSystem) NewConsumer() (system.Consumer, error) {
 	}
 	rc := &recConsumer{Consumer: c, name: s.name, j: s.j, listenerErr: s.listenerErr}
 	s.cons.Store(rc)
-	if s.noPause {
+	switch {
+	case s.noPause:
 		return plainConsumer{rc}, nil
+	case s.noChange:
+		return unchangingConsumer{rc}, nil
 	}
 	return rc, nil
 }
+
+// AddPartitions and RemovePartitions forward to the inmem consumer; a recSystem with
+// noChange hides them.
+func (c *recConsumer) AddPartitions(offsets map[system.SystemStreamPartition]string) error {
+	return c.Consumer.(system.PartitionChanger).AddPartitions(offsets)
+}
+
+func (c *recConsumer) RemovePartitions(ssps ...system.SystemStreamPartition) error {
+	return c.Consumer.(system.PartitionChanger).RemovePartitions(ssps...)
+}
+
+// unchangingConsumer is a consumer that can pause but cannot add or remove partitions.
+type unchangingConsumer struct{ *recConsumer }
+
+func (unchangingConsumer) AddPartitions() {}
+
+func (unchangingConsumer) RemovePartitions() {}
 
 func (s *recSystem) NewProducer() (system.Producer, error) {
 	p, err := s.System.NewProducer()
@@ -222,6 +244,8 @@ type env struct {
 	failFlushOnce atomic.Pointer[error]
 	// noPause gives the container consumers that cannot pause.
 	noPause bool
+	// noChange gives the container consumers that cannot add or remove partitions.
+	noChange bool
 	// listenerErr makes every CheckpointListener call fail.
 	listenerErr error
 }
@@ -286,7 +310,7 @@ func (e *env) container(cfg config.Config, mod ...func(*container.Options)) (*co
 				if err != nil {
 					return nil, err
 				}
-				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce, noPause: e.noPause, listenerErr: e.listenerErr}
+				rs := &recSystem{System: s, name: name, j: e.j, failFlushOnce: &e.failFlushOnce, noPause: e.noPause, noChange: e.noChange, listenerErr: e.listenerErr}
 				e.systems[name] = rs
 				return rs, nil
 			},

@@ -628,7 +628,7 @@ func (r *run) loop(ctx context.Context) error {
 			case evRetired:
 				if r.restart[e.task] {
 					delete(r.restart, e.task)
-					if err := r.addTask(ctx, e.task); err != nil {
+					if err := r.addTask(ctx, e.task, caught); err != nil {
 						failure = err
 					}
 				}
