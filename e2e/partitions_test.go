@@ -103,3 +103,90 @@ func TestInputGrowsWhileRunning(t *testing.T) {
 		t.Errorf("%d of %d messages written after the input grew are in the output; missing e.g. %v", distinct, n, missing[:min(5, len(missing))])
 	}
 }
+
+// TestTasksRestartWhenAnotherInputGrows: inputs side (4 partitions) and in (2), so
+// tasks 2 and 3 read side alone. When in grows to 4 they are committed, removed and
+// added again reading in too, while side keeps arriving; no message of either input
+// is lost or copied twice.
+func TestTasksRestartWhenAnotherInputGrows(t *testing.T) {
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 2, "in")
+	createTopics(t, seeds, 4, "side", "out")
+	produce(t, seeds, "side", 4, "side", 0, 400)
+	produce(t, seeds, "in", 2, "in", 0, 100)
+	cfg := passthroughConfig(t, seeds, "restart", "task.inputs=kafka.in,kafka.side", "job.partition.monitor.ms=200", "task.commit.ms=60000")
+	p := start(t, "run", "--config-path="+cfg)
+	for deadline := time.Now().Add(20 * time.Second); endTotal(t, seeds, "out") < 500; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not copy the first 500 messages:\n%s", tail(p.stderr.String(), 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cl := client(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	stop := make(chan struct{})
+	fed := make(chan int)
+	go func() { // side keeps arriving through the restart
+		i := 400
+		for {
+			select {
+			case <-stop:
+				fed <- i
+				return
+			default:
+			}
+			if err := produceWith(cl, "side", 4, "side", i, 40); err != nil {
+				t.Error(err)
+			}
+			i += 40
+		}
+	}()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := adm.CreatePartitions(ctx, 2, "in"); err != nil || resp.Error() != nil {
+		t.Fatalf("add partitions: %v %v", err, resp.Error())
+	}
+	produce(t, seeds, "in", 4, "in", 100, 200)
+	for deadline := time.Now().Add(20 * time.Second); len(grep(p.stderr.String(), "task added")) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("tasks 2 and 3 were not added again:\n%s", tail(p.stderr.String(), 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	sides := <-fed
+	want := 300 + sides
+	for deadline := time.Now().Add(20 * time.Second); endTotal(t, seeds, "out") < int64(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("copied %d of %d messages:\n%s", endTotal(t, seeds, "out"), want, tail(p.stderr.String(), 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM:\n%s", code, tail(p.stderr.String(), 20))
+	}
+	if removed := grep(p.stderr.String(), "task removed", "its input partitions changed"); len(removed) != 2 {
+		t.Errorf("%d tasks removed, want 2 (tasks 2 and 3):\n%s", len(removed), tail(p.stderr.String(), 20))
+	}
+	out := readAll(t, seeds, "out")
+	var ins, side []string
+	for _, v := range out {
+		if strings.HasPrefix(v, "side-") {
+			side = append(side, v)
+		} else {
+			ins = append(ins, v)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		values []string
+		n      int
+	}{{"in", ins, 300}, {"side", side, sides}} {
+		distinct, dups, missing := counts(c.values, c.name, c.n)
+		if distinct != c.n || dups != 0 {
+			t.Errorf("%s: %d distinct of %d, %d duplicates, missing e.g. %v", c.name, distinct, c.n, dups, missing[:min(5, len(missing))])
+		}
+	}
+	t.Logf("copied %d messages of in and %d of side, through the restart of tasks 2 and 3", len(ins), len(side))
+}
