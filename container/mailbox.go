@@ -2,6 +2,7 @@ package container
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/system"
@@ -26,8 +27,8 @@ type mailbox struct {
 	pausers []pauseGroup
 
 	mu      sync.Mutex
-	batches [][]system.IncomingEnvelope // oldest first
-	head    int                         // batches[head:] are waiting
+	batches []batch // oldest first
+	head    int     // batches[head:] are waiting
 	paused  bool
 
 	ready chan struct{} // capacity 1: there are batches waiting
@@ -54,8 +55,44 @@ func signal(c chan struct{}) {
 	}
 }
 
+// batch is a run of messages of one partition, part of one polled slice.
+type batch struct {
+	envs  []system.IncomingEnvelope
+	lease *lease
+}
+
+// lease counts the holders of one polled slice, the dispatcher and each batch cut from
+// it, and gives the slice back to its consumer (system.Recycler) when the last one is
+// done with it. A nil lease does nothing.
+type lease struct {
+	envs []system.IncomingEnvelope
+	rec  system.Recycler
+	held atomic.Int32
+}
+
+func newLease(envs []system.IncomingEnvelope, rec system.Recycler) *lease {
+	if rec == nil {
+		return nil
+	}
+	l := &lease{envs: envs, rec: rec}
+	l.held.Store(1) // the dispatcher's
+	return l
+}
+
+func (l *lease) hold() {
+	if l != nil {
+		l.held.Add(1)
+	}
+}
+
+func (l *lease) release() {
+	if l != nil && l.held.Add(-1) == 0 {
+		l.rec.Recycle(l.envs)
+	}
+}
+
 // put adds a batch and reports whether more than limit batches wait now.
-func (m *mailbox) put(b []system.IncomingEnvelope) (full bool) {
+func (m *mailbox) put(b batch) (full bool) {
 	m.mu.Lock()
 	m.batches = append(m.batches, b)
 	n := len(m.batches) - m.head
@@ -93,14 +130,14 @@ func (m *mailbox) waiting() int {
 }
 
 // take removes the oldest waiting batch; ok is false when none waits.
-func (m *mailbox) take() (b []system.IncomingEnvelope, ok bool) {
+func (m *mailbox) take() (b batch, ok bool) {
 	m.mu.Lock()
 	if m.head == len(m.batches) {
 		m.mu.Unlock()
-		return nil, false
+		return batch{}, false
 	}
 	b = m.batches[m.head]
-	m.batches[m.head] = nil
+	m.batches[m.head] = batch{}
 	m.head++
 	left := len(m.batches) - m.head
 	if left == 0 {

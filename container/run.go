@@ -781,6 +781,7 @@ func taskEvent(tr *taskRunner, why string) TaskEvent {
 // not processed, so nothing checkpoints past them.
 func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer) error {
 	_, canPause := cons.(system.Pauser)
+	rec, _ := cons.(system.Recycler)
 	for {
 		envs, err := cons.Poll(ctx)
 		if err != nil {
@@ -789,6 +790,7 @@ func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer
 			}
 			return fmt.Errorf("consumer of system %s: %w", sys, err)
 		}
+		l := newLease(envs, rec)
 		route := *r.route.Load()
 		for i := 0; i < len(envs); {
 			ssp := envs[i].SSP
@@ -797,7 +799,8 @@ func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer
 				j++
 			}
 			if tr, ok := route[ssp]; ok && !tr.stopped() {
-				if tr.box.put(envs[i:j:j]) {
+				l.hold()
+				if tr.box.put(batch{envs: envs[i:j:j], lease: l}) {
 					if !r.waitForRoom(tr, canPause) {
 						return nil
 					}
@@ -805,6 +808,7 @@ func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer
 			}
 			i = j
 		}
+		l.release()
 	}
 }
 

@@ -74,8 +74,10 @@ func (tr *taskRunner) loop(ctx context.Context, commitEvery, windowEvery time.Du
 				return nil
 			}
 		case <-tr.box.ready:
-			if batch, ok := tr.box.take(); ok {
-				if err := pass(t.processBatch(ctx, batch)); err != nil {
+			if b, ok := tr.box.take(); ok {
+				up, err := t.processBatch(ctx, b.envs)
+				b.lease.release()
+				if err := pass(up, err); err != nil {
 					return err
 				}
 			}

@@ -32,7 +32,8 @@ import (
 // Poll must not be called concurrently with itself; Close, Pause, Resume,
 // AddPartitions and RemovePartitions may be called at any time, from any goroutine.
 type Consumer struct {
-	s *System
+	s       *System
+	envPool envelopePool // see Recycle
 
 	mu      sync.Mutex // guards start, cl, closed, owned, pending; and next before Start
 	start   map[string]map[int32]kgo.Offset
@@ -377,7 +378,7 @@ func (c *Consumer) envelopes(fetches kgo.Fetches) []system.IncomingEnvelope {
 		}
 	})
 	offsets := b.String()
-	envs := make([]system.IncomingEnvelope, n)
+	envs := c.envPool.get(n)
 	i, at := 0, 0
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
@@ -567,4 +568,25 @@ func (c *Consumer) Close() error {
 	}
 	c.s.forget(c)
 	return nil
+}
+
+// Recycle implements system.Recycler: Poll reuses envs for a later batch.
+func (c *Consumer) Recycle(envs []system.IncomingEnvelope) { c.envPool.put(envs) }
+
+// envelopePool recycles the envelope slices Poll returns, so that a busy consumer
+// allocates no slice per poll. A recycled slice is cleared first: it must not keep
+// the records' memory alive.
+type envelopePool struct{ p sync.Pool }
+
+func (ep *envelopePool) get(n int) []system.IncomingEnvelope {
+	if s, ok := ep.p.Get().(*[]system.IncomingEnvelope); ok && cap(*s) >= n {
+		return (*s)[:n]
+	}
+	return make([]system.IncomingEnvelope, n, max(n, 64))
+}
+
+func (ep *envelopePool) put(envs []system.IncomingEnvelope) {
+	envs = envs[:cap(envs)]
+	clear(envs)
+	ep.p.Put(&envs)
 }

@@ -148,3 +148,34 @@ func TestDeliveryFailuresAreNotifiedAndExplained(t *testing.T) {
 		})
 	}
 }
+
+// TestRecycledEnvelopeSlicesCarryNewMessages: a slice handed back with Recycle is
+// cleared and may come back from a later Poll, holding that Poll's messages; copies of
+// envelopes taken before are unaffected.
+func TestRecycledEnvelopeSlicesCarryNewMessages(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(1, "in"))
+	s, _ := startSystem(t, seeds, nil)
+	cl, _ := rawClient(t, seeds)
+	produceN(t, cl, "in", 0, 50, "a")
+	cons, _ := s.NewConsumer()
+	defer cons.Close()
+	if err := cons.Register(system.NewSSP("kafka", "in", 0), "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first := pollUntil(t, cons, 50)
+	kept := first[49] // a copy, as a task gets
+	cons.(system.Recycler).Recycle(first)
+	produceN(t, cl, "in", 0, 50, "b")
+	second := pollUntil(t, cons, 50)
+	for i, env := range second {
+		if want := "b-" + itoa(i); string(env.Message) != want || env.Offset != itoa(50+i) {
+			t.Fatalf("after a recycle, message %d = %q at %s, want %q at %d", i, env.Message, env.Offset, want, 50+i)
+		}
+	}
+	if string(kept.Message) != "a-49" || kept.Offset != "49" {
+		t.Errorf("a copy taken before the recycle changed: %q at %s", kept.Message, kept.Offset)
+	}
+}

@@ -215,6 +215,15 @@ type PartitionChanger interface {
 	RemovePartitions(ssps ...SystemStreamPartition) error
 }
 
+// Recycler is implemented by consumers that can reuse the slices Poll returns. Once
+// every message of a slice has been processed (tasks get copies of the envelopes),
+// the container hands the slice back with Recycle and reads nothing of it afterwards;
+// a later Poll may return it again, overwritten. The strings and byte slices the
+// envelopes pointed to are not reused.
+type Recycler interface {
+	Recycle(envs []IncomingEnvelope)
+}
+
 // ResetCounter is implemented by systems whose consumers move past offsets that no
 // longer exist while running (retention deleted them), so the container can count those
 // moves with its own start-time ones.
