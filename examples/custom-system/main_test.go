@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // lineDir makes a lines system directory: each stream's partitions with the given
@@ -268,4 +270,67 @@ func shows(got, shown string) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// A partition file added while the job runs becomes a new task, read through the
+// consumer's AddPartitions, with no restart.
+func TestCustomSystemPicksUpANewPartitionWhileRunning(t *testing.T) {
+	dir := lineDir(t, map[string][]string{"words": {"a\n"}, "shouts": {"", ""}})
+	cfg := shoutConfig(t, dir)
+	appendFile(t, cfg, "job.partition.monitor.ms=50\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config-path=" + cfg}, &bytes.Buffer{}, &stderr) }()
+
+	awaitFile(t, filepath.Join(dir, "shouts", "0.txt"), "A\n", done, &stderr)
+	writeFile(t, filepath.Join(dir, "words", "1.txt"), "new\n")
+	awaitFile(t, filepath.Join(dir, "shouts", "1.txt"), "NEW\n", done, &stderr)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("run: exit %d after Ctrl-C\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "input partitions changed") {
+		t.Errorf("the container did not log the change:\n%s", stderr.String())
+	}
+}
+
+// awaitFile waits until the file at path holds want, while the job runs.
+func awaitFile(t *testing.T, path, want string, done <-chan int, log *lockedBuffer) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b, _ := os.ReadFile(path)
+		if string(b) == want {
+			return
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("the job stopped (exit %d) before %s held %q (it holds %q)\n%s", code, path, want, b, log.String())
+		case <-deadline:
+			t.Fatalf("%s holds %q, want %q\n%s", path, b, want, log.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
