@@ -22,6 +22,8 @@ import (
 // An Option adds to what Main's commands know: tasks, systems, checkpoint managers and
 // configuration keys. Without options they know the built-in tasks (builtin.Tasks),
 // the kafka and inmem systems and the kafka and filesystem checkpoint managers.
+// Options apply in order; `quickstart`, whose job is a built-in one on the embedded
+// broker, always runs with the built-ins alone.
 type Option func(*registry)
 
 // WithTasks adds tasks, by the task.class value that selects each. A task of a
