@@ -45,7 +45,7 @@ func helper(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	case modeReadCheckpoints:
 		err = readCheckpoints(ctx, args[1:], stdout, stderr)
 	case modeSluice:
-		return cli.Main(ctx, args[1:], Tasks(), stdout, stderr), true
+		return cli.Main(ctx, args[1:], stdout, stderr, cli.WithTasks(Tasks())), true
 	default:
 		return 0, false
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/sluice-streams/sluice/broker"
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
@@ -42,7 +41,7 @@ func TestBrokerDataDirBelongsToOneProcess(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(t.Context(), []string{"quickstart", "--data-dir=" + qs, "--listen=127.0.0.1:0"}, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(t.Context(), []string{"quickstart", "--data-dir=" + qs, "--listen=127.0.0.1:0"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), dir) || !strings.Contains(stderr.String(), "process "+pid) {
 		t.Fatalf("quickstart on the served directory: exit %d, want 1 naming %s and process %s:\n%s%s", code, dir, pid, stdout.String(), stderr.String())
 	}
@@ -57,7 +56,7 @@ func TestBrokerDataDirBelongsToOneProcess(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if code := cli.Main(t.Context(), []string{"quickstart", "--data-dir=" + qs, "--listen=127.0.0.1:0"}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+	if code := cli.Main(t.Context(), []string{"quickstart", "--data-dir=" + qs, "--listen=127.0.0.1:0"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("quickstart after the broker was killed: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "PageViewEventCopy now holds 1000.") {

@@ -78,13 +78,9 @@ func (e *env) checkpointTool(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.configErr("cannot load the configuration", err)
 	}
-	c, err := container.New(cfg, container.Options{
-		Tasks:       toolTasks(e.tasks, cfg),
-		Systems:     systemFactories(),
-		Checkpoints: checkpointFactories(),
-		Logger:      log,
-		Strict:      *strict,
-	})
+	opts := e.reg.containerOptions(log, *strict)
+	opts.Tasks = toolTasks(opts.Tasks, cfg)
+	c, err := container.New(cfg, opts)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was read or written", err)
 	}

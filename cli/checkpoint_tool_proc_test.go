@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
@@ -54,7 +53,7 @@ func TestSluiceHelperProcess(t *testing.T) {
 			}
 		})
 	}
-	os.Exit(cli.Main(context.Background(), args, builtin.Tasks(), os.Stdout, os.Stderr))
+	os.Exit(cli.Main(context.Background(), args, os.Stdout, os.Stderr))
 }
 
 // proc is a sluice process started by startSluice.

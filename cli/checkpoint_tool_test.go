@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/checkpoint/filesystem"
 	"github.com/sluice-streams/sluice/cli"
@@ -242,7 +241,7 @@ type toolRun struct {
 func (e *toolEnv) sluice(t *testing.T, ctx context.Context, args ...string) toolRun {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(ctx, args, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(ctx, args, &stdout, &stderr)
 	return toolRun{args, stdout.String(), stderr.String(), code}
 }
 

@@ -1,12 +1,18 @@
 // Package cli is the sluice command line as a library: Main runs the sluice commands
-// (run, checkpoint-tool, broker, quickstart, topic, version) with a set of tasks, so a
-// user's own program gets the same commands for its own tasks:
+// (run, checkpoint-tool, broker, quickstart, topic, version), so a user's own program
+// gets the same commands for its own tasks, systems and checkpoint managers, next to
+// the built-in ones:
 //
 //	func main() {
-//		tasks := builtin.Tasks()
-//		tasks["my-task"] = task.Definition{New: newMyTask}
-//		os.Exit(cli.Main(context.Background(), os.Args[1:], tasks, os.Stdout, os.Stderr))
+//		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr,
+//			cli.WithTasks(map[string]task.Definition{"my-task": {New: newMyTask}}),
+//			cli.WithSystem("nats", newNATSSystem, "com.example.samza.NatsSystemFactory"),
+//		))
 //	}
+//
+// `run` runs a job with them; `checkpoint-tool` reads and rewrites the checkpoints of
+// such a job (it needs the job's systems and checkpoint manager, not its task).
+// examples/custom-system is a complete program with a system of its own.
 //
 // Exit codes: 0 clean stop, 1 runtime failure, 2 usage or configuration error.
 package cli
@@ -23,7 +29,6 @@ import (
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
-	"github.com/sluice-streams/sluice/task"
 )
 
 // Exit codes.
@@ -49,8 +54,18 @@ Run 'sluice <command> -h' for a command's flags.
 
 // Main runs one sluice command and returns its exit code. Commands read nothing but
 // args, except `sluice topic produce`, which reads the process's standard input
-// unless given --file.
-func Main(ctx context.Context, args []string, tasks map[string]task.Definition, stdout, stderr io.Writer) int {
+// unless given --file. opts add the program's own tasks, systems and checkpoint
+// managers to the built-in ones (see Option); a problem with them (a name given
+// twice, say) is reported before any command runs, with exit code 2.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...Option) int {
+	reg := newRegistry(opts)
+	if err := reg.err(); err != nil {
+		fmt.Fprintln(stderr, "sluice: the program's cli options have problems; nothing was run:")
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return ExitUsage
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ExitUsage
@@ -58,7 +73,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 	ctx, stop := stopOnSignal(ctx, stderr)
 	defer stop()
 	defer startProfiles(stderr)()
-	env := &env{tasks: tasks, stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	env := &env{reg: reg, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	switch args[0] {
 	case "run":
 		return env.run(ctx, args[1:])
@@ -81,7 +96,7 @@ func Main(ctx context.Context, args []string, tasks map[string]task.Definition, 
 }
 
 type env struct {
-	tasks          map[string]task.Definition
+	reg            *registry
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -166,15 +181,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.configErr("cannot load the configuration", err)
 	}
-	c, err := container.New(cfg, container.Options{
-		ContainerID:      *id,
-		ExitWhenCaughtUp: *caughtUp,
-		Tasks:            e.tasks,
-		Systems:          systemFactories(),
-		Checkpoints:      checkpointFactories(),
-		Logger:           log,
-		Strict:           *strict,
-	})
+	opts := e.reg.containerOptions(log, *strict)
+	opts.ContainerID, opts.ExitWhenCaughtUp = *id, *caughtUp
+	c, err := container.New(cfg, opts)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
 	}

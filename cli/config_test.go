@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 	"github.com/sluice-streams/sluice/kafka/kafkatest"
 )
@@ -47,7 +46,7 @@ type result struct {
 func sluice(t *testing.T, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(t.Context(), args, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(t.Context(), args, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/system"
+	"github.com/sluice-streams/sluice/system/inmem"
 	"github.com/sluice-streams/sluice/task"
 )
 
@@ -20,19 +20,24 @@ func (drop) Process(context.Context, system.IncomingEnvelope, task.Collector, ta
 	return nil
 }
 
-// A user's program adds its own task to the built-in ones and gets every sluice
-// command. Here the job's configuration names a system nobody configured, so `run`
-// reports the problem and exits 2 without running anything.
+// A user's program adds its own task, and a system of its own (here an in-memory one
+// standing in for a NATS or Kinesis system, accepted under a Samza class name too),
+// to the built-in ones and gets every sluice command for them. Here the job's
+// configuration names a system nobody configured, so `run` reports the problem and
+// exits 2 without running anything.
 func ExampleMain() {
-	tasks := builtin.Tasks()
-	tasks["drop"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) { return drop{}, nil }}
-
 	path := filepath.Join(os.TempDir(), "sluice-example-job.properties")
-	os.WriteFile(path, []byte("job.name=example\ntask.class=drop\ntask.inputs=kafka.events\n"), 0o644)
+	os.WriteFile(path, []byte("job.name=example\ntask.class=drop\ntask.inputs=kafka.events\n"+
+		"systems.mine.samza.factory=com.example.samza.MySystemFactory\n"), 0o644)
 	defer os.Remove(path)
 
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(context.Background(), []string{"run", "--config-path=" + path}, tasks, &stdout, &stderr)
+	code := cli.Main(context.Background(), []string{"run", "--config-path=" + path}, &stdout, &stderr,
+		cli.WithTasks(map[string]task.Definition{
+			"drop": {New: func(string, config.Config) (task.StreamTask, error) { return drop{}, nil }},
+		}),
+		cli.WithSystem("mine", inmem.NewStore().Factory(), "com.example.samza.MySystemFactory"),
+	)
 	fmt.Println("exit code", code)
 	fmt.Printf("%s\n", bytes.SplitN(stderr.Bytes(), []byte("\n"), 3)[1])
 	// Output:

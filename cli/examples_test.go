@@ -77,7 +77,7 @@ func TestExamplePageViewCounterReplaysFromOldestOnEveryStart(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		done := make(chan int)
 		go func() {
-			done <- cli.Main(ctx, []string{"run", "--config-path=" + cfg}, builtin.Tasks(), &stdout, &stderr)
+			done <- cli.Main(ctx, []string{"run", "--config-path=" + cfg}, &stdout, &stderr)
 		}()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
@@ -162,7 +162,7 @@ func TestExamplePageViewCopyResumes(t *testing.T) {
 	for run, views := range []int{7, 3} {
 		produceViews(t, cl, int32(run), "/p", views)
 		var stdout, stderr bytes.Buffer
-		if code := cli.Main(t.Context(), []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+		if code := cli.Main(t.Context(), []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, &stdout, &stderr); code != 0 {
 			t.Fatalf("run %d: exit %d; log:\n%s", run+1, code, stderr.String())
 		}
 		if want := "processed=" + strconv.Itoa(views) + " "; !strings.Contains(stderr.String(), want) {
@@ -195,7 +195,7 @@ func TestSeedConfigurationRunsUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := cli.Main(t.Context(), []string{"run", "--config-path=" + path, "--exit-when-caught-up"}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+	if code := cli.Main(t.Context(), []string{"run", "--config-path=" + path, "--exit-when-caught-up"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; log:\n%s", code, stderr.String())
 	}
 	for _, want := range []string{"__samza_checkpoint_seed_1", `reason=default`, "checkpoint_writes=2"} {
@@ -206,7 +206,7 @@ func TestSeedConfigurationRunsUnchanged(t *testing.T) {
 	// The checkpoints are there for the next start.
 	stdout.Reset()
 	stderr.Reset()
-	if code := cli.Main(t.Context(), []string{"checkpoint-tool", "--config-path=" + path}, builtin.Tasks(), &stdout, &stderr); code != 0 {
+	if code := cli.Main(t.Context(), []string{"checkpoint-tool", "--config-path=" + path}, &stdout, &stderr); code != 0 {
 		t.Fatalf("checkpoint-tool exit %d; log:\n%s", code, stderr.String())
 	}
 	for _, want := range []string{`tasknames.Partition\ 0.systems.kafka.streams.PageViewEvent.partitions.0=0`, `tasknames.Partition\ 1.systems.kafka.streams.PageViewEvent.partitions.1=0`} {

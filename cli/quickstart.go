@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/broker"
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
 )
@@ -109,13 +108,11 @@ func (e *env) quickstart(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail("load the job configuration", err)
 	}
-	c, err := container.New(cfg, container.Options{
-		ExitWhenCaughtUp: true,
-		Tasks:            builtin.Tasks(),
-		Systems:          systemFactories(),
-		Checkpoints:      checkpointFactories(),
-		Logger:           log,
-	})
+	// The quickstart's job is the built-in one on the embedded broker: the program's
+	// own systems (a kafka with OAUTHBEARER, say) have no part in it.
+	opts := newRegistry(nil).containerOptions(log, false)
+	opts.ExitWhenCaughtUp = true
+	c, err := container.New(cfg, opts)
 	if err != nil {
 		return e.configErr("the quickstart configuration has problems", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/sluice-streams/sluice/broker"
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
@@ -21,7 +20,7 @@ func TestQuickstartResumesFromCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	for run := 1; run <= 2; run++ {
 		var stdout, stderr bytes.Buffer
-		code := cli.Main(context.Background(), []string{"quickstart", "--data-dir=" + dir, "--listen=127.0.0.1:0"}, builtin.Tasks(), &stdout, &stderr)
+		code := cli.Main(context.Background(), []string{"quickstart", "--data-dir=" + dir, "--listen=127.0.0.1:0"}, &stdout, &stderr)
 		if code != 0 {
 			t.Fatalf("run %d: exit %d\n%s\n%s", run, code, stdout.String(), stderr.String())
 		}
@@ -73,7 +72,7 @@ func TestQuickstartSavedConfigurationIsLive(t *testing.T) {
 	brokerLog, w := io.Pipe()
 	served := make(chan int, 1)
 	go func() {
-		served <- cli.Main(ctx, strings.Fields(m[1]), builtin.Tasks(), io.Discard, w)
+		served <- cli.Main(ctx, strings.Fields(m[1]), io.Discard, w)
 		w.Close()
 	}()
 	lines := make(chan string)
@@ -107,7 +106,7 @@ func TestQuickstartKeepBroker(t *testing.T) {
 	out, w := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Main(ctx, []string{"quickstart", "--data-dir=" + dir, "--listen=127.0.0.1:0", "--keep-broker", "--log-level=warn"}, builtin.Tasks(), w, io.Discard)
+		done <- cli.Main(ctx, []string{"quickstart", "--data-dir=" + dir, "--listen=127.0.0.1:0", "--keep-broker", "--log-level=warn"}, w, io.Discard)
 		w.Close()
 	}()
 	lines := make(chan string)

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
@@ -220,7 +219,7 @@ func TestREADMECommandsParse(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range all {
 		var stdout, stderr bytes.Buffer
-		code := cli.Main(context.Background(), append(slices.Clone(c.args), "-h"), builtin.Tasks(), &stdout, &stderr)
+		code := cli.Main(context.Background(), append(slices.Clone(c.args), "-h"), &stdout, &stderr)
 		if code != 0 {
 			t.Errorf("%s: not a valid sluice command line (exit %d):\n%s", c.line, code, stderr.String())
 		}
@@ -371,7 +370,7 @@ func readmeBroker(t *testing.T, args []string) string {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Main(ctx, args, builtin.Tasks(), io.Discard, pw)
+		done <- cli.Main(ctx, args, io.Discard, pw)
 		pw.Close()
 	}()
 	lines := make(chan string)
@@ -404,7 +403,7 @@ func readmeBackground(t *testing.T, line string, args []string) func() {
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr lockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- cli.Main(ctx, args, builtin.Tasks(), io.Discard, &stderr) }()
+	go func() { done <- cli.Main(ctx, args, io.Discard, &stderr) }()
 	return func() {
 		cancel()
 		if code := <-done; code != 0 {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
@@ -23,7 +22,7 @@ task.inputs=kafka.PageViewEvent,nosys.Clicks
 task.class=passthrough
 `), 0o644)
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(context.Background(), []string{"run", "--config-path=file://" + path}, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(context.Background(), []string{"run", "--config-path=file://" + path}, &stdout, &stderr)
 	if code != cli.ExitUsage {
 		t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr.String())
 	}
@@ -46,7 +45,7 @@ task.class=passthrough
 func TestUsageErrorsExit2(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"run"}, {"run", "--bogus"}, {"run", "--config-path=/does/not/exist"}} {
 		var stdout, stderr bytes.Buffer
-		if code := cli.Main(context.Background(), args, builtin.Tasks(), &stdout, &stderr); code != cli.ExitUsage {
+		if code := cli.Main(context.Background(), args, &stdout, &stderr); code != cli.ExitUsage {
 			t.Errorf("sluice %v: exit %d, want 2", args, code)
 		}
 	}
@@ -64,7 +63,7 @@ systems.kafka.consumer.bootstrap.servers=127.0.0.1:1
 	ctx, cancel := context.WithTimeout(context.Background(), 60e9)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(ctx, []string{"run", "--config-path=" + path}, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(ctx, []string{"run", "--config-path=" + path}, &stdout, &stderr)
 	if code != cli.ExitFailure || !strings.Contains(stderr.String(), "127.0.0.1:1") {
 		t.Errorf("exit %d, want 1 naming the bootstrap server; stderr:\n%s", code, stderr.String())
 	}

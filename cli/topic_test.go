@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 	"github.com/sluice-streams/sluice/kafka/kafkatest"
 )
@@ -25,7 +24,7 @@ type cliResult struct {
 func cliRun(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := cli.Main(t.Context(), args, builtin.Tasks(), &stdout, &stderr)
+	code := cli.Main(t.Context(), args, &stdout, &stderr)
 	return cliResult{code, stdout.String(), stderr.String()}
 }
 

@@ -41,14 +41,14 @@ func TestVersionText(t *testing.T) {
 
 func TestVersionCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), []string{"version"}, nil, &stdout, &stderr); code != 0 {
+	if code := Main(context.Background(), []string{"version"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	if !strings.HasPrefix(stdout.String(), "sluice ") || !strings.Contains(stdout.String(), "built with "+runtime.Version()+" for ") {
 		t.Errorf("sluice version printed:\n%s", stdout.String())
 	}
 	stdout.Reset()
-	if code := Main(context.Background(), []string{"version", "extra"}, nil, &stdout, &stderr); code != ExitUsage {
+	if code := Main(context.Background(), []string{"version", "extra"}, &stdout, &stderr); code != ExitUsage {
 		t.Errorf("sluice version extra: exit %d, want %d", code, ExitUsage)
 	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	Systems map[string]system.Factory
 	// Checkpoints maps checkpoint factory short names (kafka, filesystem) to factories.
 	Checkpoints map[string]CheckpointFactory
+	// Aliases are the program's other names for its Systems and Checkpoints, such as
+	// Samza class names; see job.Aliases.
+	Aliases job.Aliases
 	// Logger receives the container's log; nil discards it.
 	Logger *slog.Logger
 	// StatusInterval is how often a status line is logged; 0 means 5 s, negative never.
@@ -107,7 +110,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if opts.BufferedBatches <= 0 {
 		opts.BufferedBatches = 1
 	}
-	jc, err := job.Parse(cfg)
+	jc, err := job.ParseWithAliases(cfg, opts.Aliases)
 	var p config.Problems
 	p.AddErr(err)
 	if jc.ContainerCount >= 1 && (opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount) {

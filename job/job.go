@@ -110,6 +110,26 @@ func FactoryName(v string) string {
 	return v
 }
 
+// Aliases are a program's other names for the factories it registers, such as the
+// Java class names a job ported from Samza gives in systems.<s>.samza.factory and
+// task.checkpoint.factory. Each maps an alias to the name the factory is registered
+// under. Samza's class names for Sluice's own factories (FactoryName) need none.
+type Aliases struct {
+	// Systems is for systems.<s>.samza.factory values.
+	Systems map[string]string
+	// Checkpoints is for task.checkpoint.factory values.
+	Checkpoints map[string]string
+}
+
+// resolve returns the name v stands for: the program's alias first, then Samza's.
+func resolve(table map[string]string, v string) string {
+	v = strings.TrimSpace(v)
+	if name, ok := table[v]; ok {
+		return name
+	}
+	return FactoryName(v)
+}
+
 // Config is a job's typed configuration.
 type Config struct {
 	// Raw is the whole configuration, for systems and tasks to read their own keys.
@@ -155,7 +175,12 @@ type Config struct {
 // Parse validates cfg and returns the typed configuration and every problem found. The
 // Config is returned even with problems, so callers can go on checking other keys and
 // report everything at once; use it only when the error is nil.
-func Parse(cfg config.Config) (*Config, error) {
+func Parse(cfg config.Config) (*Config, error) { return ParseWithAliases(cfg, Aliases{}) }
+
+// ParseWithAliases is Parse for a program with its own names for factories: factory
+// values are resolved through aliases (then Samza's class names) before they are
+// checked, so SystemFactories and CheckpointFactory hold registered names.
+func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 	var p config.Problems
 	c := &Config{Raw: cfg, SystemFactories: map[string]string{}}
 
@@ -196,7 +221,7 @@ func Parse(cfg config.Config) (*Config, error) {
 			p.Add(key, "", "is blank; name a system factory (kafka or inmem)")
 			continue
 		}
-		c.SystemFactories[name] = FactoryName(v)
+		c.SystemFactories[name] = resolve(aliases.Systems, v)
 	}
 
 	inputs, _ := cfg.Get(KeyInputs)
@@ -266,7 +291,7 @@ func Parse(cfg config.Config) (*Config, error) {
 	}
 
 	if v := cfg.GetOr(KeyCheckpointFactory, ""); v != "" {
-		c.CheckpointFactory = FactoryName(v)
+		c.CheckpointFactory = resolve(aliases.Checkpoints, v)
 		switch c.CheckpointFactory {
 		case "filesystem":
 			c.CheckpointPath = cfg.GetOr(KeyCheckpointPath, "")

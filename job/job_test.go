@@ -159,3 +159,41 @@ func TestPoisonPillAndMonitorKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestProgramAliasesResolveFactoryNames(t *testing.T) {
+	cfg := config.New(map[string]string{
+		"job.name":                       "j",
+		"task.class":                     "t",
+		"task.inputs":                    "nats.in",
+		"systems.nats.samza.factory":     " com.example.NatsSystemFactory ",
+		"systems.kafka.samza.factory":    "org.apache.samza.system.kafka.KafkaSystemFactory",
+		"task.checkpoint.factory":        "com.example.KafkaLikeCheckpoints",
+		"task.checkpoint.system":         "nats",
+		"systems.other.samza.factory":    "com.example.Unknown",
+		"systems.override.samza.factory": "org.apache.samza.system.inmemory.InMemorySystemFactory",
+	})
+	jc, err := job.ParseWithAliases(cfg, job.Aliases{
+		Systems: map[string]string{
+			"com.example.NatsSystemFactory":                          "nats",
+			"org.apache.samza.system.inmemory.InMemorySystemFactory": "mine",
+		},
+		Checkpoints: map[string]string{"com.example.KafkaLikeCheckpoints": "kafka"},
+	})
+	// The alias resolves to kafka before the check: the kafka checkpoint manager
+	// needs a kafka system, and nats is not one.
+	if err == nil || !strings.Contains(err.Error(), "task.checkpoint.system=nats: the kafka checkpoint manager needs a kafka system, not nats") {
+		t.Fatalf("err = %v, want the kafka checkpoint manager's check on the resolved name", err)
+	}
+	want := map[string]string{"nats": "nats", "kafka": "kafka", "other": "com.example.Unknown", "override": "mine"}
+	if !maps.Equal(jc.SystemFactories, want) {
+		t.Errorf("SystemFactories = %v, want %v", jc.SystemFactories, want)
+	}
+	if jc.CheckpointFactory != "kafka" {
+		t.Errorf("CheckpointFactory = %q, want kafka", jc.CheckpointFactory)
+	}
+	// Without the program's aliases the names stay as given (trimmed).
+	jc, _ = job.Parse(cfg)
+	if jc.SystemFactories["nats"] != "com.example.NatsSystemFactory" || jc.SystemFactories["override"] != "inmem" {
+		t.Errorf("Parse: SystemFactories = %v", jc.SystemFactories)
+	}
+}

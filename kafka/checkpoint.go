@@ -187,7 +187,7 @@ func (m *CheckpointManager) where(offset int64) string {
 // connection, synchronous acks=all writes to partition 0, and a few retries per
 // attempt so that Write sees the broker's error rather than only its own deadline.
 func (m *CheckpointManager) clientOpts() []kgo.Opt {
-	return append(m.sys.set.producer.opts(m.sys.klog),
+	return append(m.sys.clientOpts(RoleCheckpoint),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),

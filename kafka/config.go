@@ -129,6 +129,9 @@ type settings struct {
 	retries         int
 	hasRetries      bool
 	deliveryTimeout time.Duration
+
+	// extra are the program's extra client options (WithClientOptsFunc).
+	extra []func(Role) []kgo.Opt
 }
 
 // Keys understood under both consumer.* and producer.*.
@@ -458,6 +461,9 @@ func parseTLS(p *config.Problems, cfg config.Config, prefix string) *tls.Config 
 	return tc
 }
 
+// otherMechanisms says how to use a SASL mechanism the keys cannot configure.
+const otherMechanisms = "for OAUTHBEARER, AWS_MSK_IAM and others, a Go program gives the mechanism with kafka.WithClientOpts(kgo.SASL(...)) and sets security.protocol=SSL or PLAINTEXT and no sasl.* key; see docs/kafka.md"
+
 const (
 	plainModule = "org.apache.kafka.common.security.plain.PlainLoginModule"
 	scramModule = "org.apache.kafka.common.security.scram.ScramLoginModule"
@@ -469,10 +475,10 @@ func parseSASL(p *config.Problems, cfg config.Config, prefix string) (sasl.Mecha
 	mech := strings.ToUpper(raw)
 	switch {
 	case !set || mech == "":
-		p.Add(prefix+"sasl.mechanism", "", "missing: security.protocol uses SASL, so set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI, Kafka's default, is not supported)")
+		p.Add(prefix+"sasl.mechanism", "", "missing: security.protocol uses SASL, so set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI, Kafka's default, is not supported; "+otherMechanisms+")")
 		return nil, ""
 	case mech != "PLAIN" && mech != "SCRAM-SHA-256" && mech != "SCRAM-SHA-512":
-		p.Add(prefix+"sasl.mechanism", raw, "unsupported SASL mechanism; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		p.Add(prefix+"sasl.mechanism", raw, "unsupported SASL mechanism; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ("+otherMechanisms+")")
 		return nil, ""
 	}
 
@@ -721,7 +727,7 @@ func int32Key(p *config.Problems, cfg config.Config, key string, lo, hi int64) i
 
 // consumerOpts are the kgo options shared by every consumer client of the system.
 func (s *settings) consumerOpts(l *kgoLogger) []kgo.Opt {
-	opts := s.consumer.opts(l)
+	opts := s.connOpts(RoleConsumer, l)
 	if s.fetchMaxBytes > 0 {
 		opts = append(opts, kgo.FetchMaxBytes(s.fetchMaxBytes))
 	}
@@ -754,7 +760,7 @@ const defaultMaxBatchBytes = 1000012
 
 // producerOpts are the kgo options of the system's shared producer client.
 func (s *settings) producerOpts(l *kgoLogger) []kgo.Opt {
-	opts := append(s.producer.opts(l),
+	opts := append(s.connOpts(RoleProducer, l),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(envelopePartitioner{}),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from each record's

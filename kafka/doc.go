@@ -18,7 +18,7 @@
 //	  bootstrap.servers          host:port,...  (one role's is used for both if only one is set)
 //	  client.id
 //	  security.protocol          PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
-//	  sasl.mechanism             PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI, OAUTHBEARER: unsupported)
+//	  sasl.mechanism             PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (others, such as OAUTHBEARER: WithClientOpts)
 //	  sasl.jaas.config           Java JAAS line: <PlainLoginModule|ScramLoginModule> required username="..." password="...";
 //	  sasl.username, sasl.password   the same credentials, without JAAS
 //	  ssl.truststore.location, ssl.ca.location   PEM file of trusted CA certificates
@@ -52,6 +52,18 @@
 // Only acks=all is accepted because a checkpoint may only cover output that every
 // in-sync replica holds; with fewer acks a broker failure after the checkpoint would
 // lose output that will never be produced again.
+//
+// # Options beyond the keys
+//
+// What the keys cannot express, a Go program gives as franz-go options: New and
+// NewFactory take WithClientOpts (the same options for every client) and
+// WithClientOptsFunc (options per client, by Role), for a SASL mechanism such as
+// OAUTHBEARER (franz-go's pkg/sasl/oauth) or AWS_MSK_IAM (pkg/sasl/aws), a dialer,
+// or hooks such as kprom's. They reach every client the system creates (admin,
+// consumers, producer) and those of the checkpoint manager built on it. They come
+// after the options of the connection keys and before those Sluice needs of each
+// client (acks=all, its partitioner, the partitions and offsets it consumes), so they
+// can change how a client connects but not what it guarantees.
 //
 // # Offsets out of range
 //

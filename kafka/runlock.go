@@ -179,7 +179,7 @@ func (m *CheckpointManager) joinRunLockGroup(clientID string) (*runLock, error) 
 	// The client's own context lets Close abandon a join still in progress (after a
 	// crash it waits for the dead member's session), instead of waiting it out.
 	lctx, cancel := context.WithCancel(context.Background())
-	opts := append(m.sys.set.producer.opts(m.sys.klog),
+	opts := append(m.sys.clientOpts(RoleCheckpoint),
 		kgo.WithContext(lctx),
 		kgo.ClientID(clientID),
 		kgo.ConsumerGroup(group),
@@ -212,7 +212,7 @@ func (m *CheckpointManager) admin() (adm *kadm.Client, done func(), err error) {
 	if adm != nil {
 		return adm, func() {}, nil
 	}
-	cl, err := kgo.NewClient(m.sys.set.producer.opts(m.sys.klog)...)
+	cl, err := kgo.NewClient(m.sys.clientOpts(RoleCheckpoint)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -353,7 +353,7 @@ func (l *runLock) Close() error {
 // leaveGroup removes memberID from the run-lock group, on a client of its own (the
 // lock's is closed, and so may the manager's be), trying for a few seconds.
 func (m *CheckpointManager) leaveGroup(memberID string) {
-	cl, err := kgo.NewClient(m.sys.set.producer.opts(m.sys.klog)...)
+	cl, err := kgo.NewClient(m.sys.clientOpts(RoleCheckpoint)...)
 	if err != nil {
 		m.log.Warn("checkpoint: cannot leave the run-lock group", "group", m.RunLockGroup(), "err", err)
 		return

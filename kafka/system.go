@@ -56,7 +56,8 @@ const (
 
 var _ system.System = (*System)(nil)
 
-// Factory is New as a system.Factory, for the container's table of systems.
+// Factory is New as a system.Factory, for the container's table of systems; NewFactory
+// gives it options.
 func Factory(name string, cfg config.Config, logger *slog.Logger) (system.System, error) {
 	s, err := New(name, cfg, logger)
 	if err != nil {
@@ -69,8 +70,8 @@ func Factory(name string, cfg config.Config, logger *slog.Logger) (system.System
 // the per-stream systems.<name>.streams.<stream>.consumer.auto.offset.reset) and
 // returns the system, unconnected. Every problem is reported at once, as an
 // errors.Join of *config.Error each naming the full key and its value (secrets are
-// hidden). A nil logger discards.
-func New(name string, cfg config.Config, logger *slog.Logger) (*System, error) {
+// hidden). A nil logger discards. opts add what the keys cannot say (WithClientOpts).
+func New(name string, cfg config.Config, logger *slog.Logger, opts ...Option) (*System, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -93,6 +94,13 @@ func New(name string, cfg config.Config, logger *slog.Logger) (*System, error) {
 	if err := kgo.ValidateOpts(set.producerOpts(s.klog)...); err != nil {
 		return nil, &config.Error{Key: "systems." + name + ".producer", Msg: fmt.Sprintf("rejected by the Kafka client: %v", err)}
 	}
+	// The program's options are checked when the clients are created: fn may build
+	// something per client, so it is not called for nothing here.
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	set.extra = o.client
 	return s, nil
 }
 
@@ -143,7 +151,7 @@ func (s *System) Start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 
-	admin, err := kgo.NewClient(append(s.set.consumer.opts(s.klog), kgo.MetadataMinAge(adminMetadataMinAge))...)
+	admin, err := kgo.NewClient(append(s.clientOpts(RoleAdmin), kgo.MetadataMinAge(adminMetadataMinAge))...)
 	if err != nil {
 		return fmt.Errorf("kafka system %q: %w", s.name, err)
 	}

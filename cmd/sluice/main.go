@@ -6,10 +6,9 @@ import (
 	"context"
 	"os"
 
-	"github.com/sluice-streams/sluice/builtin"
 	"github.com/sluice-streams/sluice/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args[1:], builtin.Tasks(), os.Stdout, os.Stderr))
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
