@@ -39,8 +39,9 @@ type Policy struct {
 	// bound.
 	Attempts int
 	// Budget bounds the time from the start of the first attempt to giving up; 0
-	// means no bound. A wait is cut short so as not to end after the budget, and
-	// Do gives each attempt a context that ends with the budget.
+	// means no bound. A wait is cut short so as not to end after the budget (Do
+	// then gives up when it ends, with no attempt after it), and Do gives each
+	// attempt a context that ends with the budget.
 	Budget time.Duration
 }
 
@@ -203,7 +204,8 @@ type Retrier struct {
 	// every failure. A failure that wraps ErrExhausted is never retried.
 	Retriable func(error) bool
 	// OnRetry, when set, hears of each failure that will be retried, before the wait
-	// (to log it): the attempt's number from 1, the wait and the failure.
+	// (to log it): the attempt's number from 1, the wait and the failure. It does not
+	// hear of the last wait of a budget, after which Do gives up.
 	OnRetry func(attempt int, wait time.Duration, err error)
 }
 
@@ -243,14 +245,17 @@ func (r Retrier) Do(ctx context.Context, fn func(ctx context.Context) error) err
 		case gaveUp != nil:
 			return gaveUp
 		}
-		if r.OnRetry != nil {
+		// A wait cut to the end of the budget is the last: Do waits it out and gives
+		// up, so that the loop ends with its budget and not before.
+		last := r.Budget > 0 && wait >= l.left()
+		if r.OnRetry != nil && !last {
 			r.OnRetry(l.Attempts(), wait, err)
 		}
 		if err := l.Wait(ctx, wait); err != nil {
 			return err
 		}
-		if l.spent() {
-			return l.exhausted() // the wait was cut to the end of the budget
+		if last || l.spent() {
+			return l.exhausted()
 		}
 	}
 }

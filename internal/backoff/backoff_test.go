@@ -132,9 +132,14 @@ func TestBudgetBoundsTheLoop(t *testing.T) {
 	clock = backoff.NewFakeClock(time.Time{})
 	fn, n := failing(-1, errBoom)
 	r.Clock = clock
+	var announced []time.Duration
+	r.OnRetry = func(_ int, wait time.Duration, _ error) { announced = append(announced, wait) }
 	err = r.Do(t.Context(), fn)
 	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}; !slices.Equal(clock.Waits(), want) {
 		t.Errorf("waits = %v, want %v", clock.Waits(), want)
+	}
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}; !slices.Equal(announced, want) {
+		t.Errorf("OnRetry heard of waits %v, want %v (not the last one, which no retry follows)", announced, want)
 	}
 	if got, want := fmt.Sprint(err), "gave up after 4 attempts in 1.5s: boom"; got != want || *n != 4 {
 		t.Errorf("Do = %q after %d calls, want %q after 4", got, *n, want)
