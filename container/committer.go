@@ -40,7 +40,8 @@ type atLeastOnce struct {
 // checkpointWriteRetry is how the container retries a checkpoint write that failed: 4
 // attempts, waiting 0.1, 0.4 and 1.6 s in between (2.1 s in all). A manager that
 // retries on its own (Kafka, for task.checkpoint.write.timeout.ms) says it has with
-// checkpoint.ErrRetriesExhausted, and its write is not retried again.
+// checkpoint.ErrRetriesExhausted (Sluice's own managers with backoff.ErrExhausted
+// too), and its write is not retried again: the budgets do not multiply.
 var checkpointWriteRetry = backoff.Policy{Initial: 100 * time.Millisecond, Multiplier: 4, Attempts: 4}
 
 func (a atLeastOnce) checkpoints() bool { return a.cpm != nil }
