@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -31,9 +32,17 @@ type committer interface {
 // leaves outputs without a checkpoint covering them: they are sent again after the
 // restart (duplicates, never loss).
 type atLeastOnce struct {
-	cpm checkpoint.Manager // nil: no checkpoints
-	log *slog.Logger
+	cpm   checkpoint.Manager // nil: no checkpoints
+	log   *slog.Logger
+	clock Clock // of the write's retries; nil: the real clock
 }
+
+// checkpointWriteRetry is how the container retries a checkpoint write that failed: 4
+// attempts, waiting 0.1, 0.4 and 1.6 s in between (2.1 s in all). A manager that
+// retries on its own (Kafka, for task.checkpoint.write.timeout.ms) says it has with
+// checkpoint.ErrRetriesExhausted (Sluice's own managers with backoff.ErrExhausted
+// too), and its write is not retried again: the budgets do not multiply.
+var checkpointWriteRetry = backoff.Policy{Initial: 100 * time.Millisecond, Multiplier: 4, Attempts: 4}
 
 func (a atLeastOnce) checkpoints() bool { return a.cpm != nil }
 
@@ -51,25 +60,23 @@ func (a atLeastOnce) commit(ctx context.Context, task string, producers map[stri
 	return a.write(ctx, task, offsets)
 }
 
-// write stores the checkpoint, trying up to 4 times with backoff (0.1, 0.4, 1.6 s)
-// unless the manager has already retried it itself (checkpoint.ErrRetriesExhausted).
+// write stores the checkpoint, retrying under checkpointWriteRetry unless the manager
+// has retried it already (checkpoint.ErrRetriesExhausted) or the job is running
+// elsewhere (checkpoint.ErrJobRunning).
 func (a atLeastOnce) write(ctx context.Context, task string, offsets map[system.SystemStreamPartition]string) error {
-	const attempts = 4
-	backoff := 100 * time.Millisecond
-	var err error
-	for i := 1; ; i++ {
-		err = a.cpm.Write(ctx, task, checkpoint.Checkpoint{Offsets: offsets})
-		if err == nil || i == attempts || errors.Is(err, checkpoint.ErrJobRunning) || errors.Is(err, checkpoint.ErrRetriesExhausted) {
-			break
-		}
-		a.log.Warn("checkpoint write failed; retrying", "task", task, "attempt", i, "of", attempts, "error", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff *= 4
+	r := backoff.Retrier{
+		Policy: checkpointWriteRetry,
+		Clock:  a.clock,
+		Retriable: func(err error) bool {
+			return !errors.Is(err, checkpoint.ErrJobRunning) && !errors.Is(err, checkpoint.ErrRetriesExhausted)
+		},
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			a.log.Warn("checkpoint write failed; retrying", "task", task, "attempt", attempt, "of", checkpointWriteRetry.Attempts, "retry_in", wait, "error", err)
+		},
 	}
+	err := r.Do(ctx, func(ctx context.Context) error {
+		return a.cpm.Write(ctx, task, checkpoint.Checkpoint{Offsets: offsets})
+	})
 	if err != nil {
 		return fmt.Errorf("checkpoint write failed: %w", err)
 	}

@@ -78,6 +78,17 @@ type Options struct {
 	// Keys lists configuration keys read by the program's own systems or checkpoint
 	// managers, as patterns like task.Definition.Keys, so they draw no warning.
 	Keys []string
+	// Clock tells time for the container's retries (of checkpoint writes); nil is the
+	// real clock. Tests set a fake one so that no backoff waits real time.
+	Clock Clock
+}
+
+// Clock tells the time and waits: the clock of Options.Clock.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// After returns a channel that receives the time once d has passed.
+	After(d time.Duration) <-chan time.Time
 }
 
 // Container is one configured container of a job. Create it with New, then call Run once.

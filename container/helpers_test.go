@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/inmem"
@@ -248,12 +249,14 @@ type env struct {
 	noChange bool
 	// listenerErr makes every CheckpointListener call fail.
 	listenerErr error
+	// clock is the container's clock (Options.Clock): retry backoff takes no real time.
+	clock *backoff.FakeClock
 }
 
 func newEnv(t *testing.T) *env {
 	j := &journal{}
 	return &env{t: t, store: inmem.NewStore(), mgr: newMemManager(j), j: j, systems: map[string]*recSystem{},
-		tasks: map[string]task.Definition{}, logs: &bytes.Buffer{}}
+		tasks: map[string]task.Definition{}, logs: &bytes.Buffer{}, clock: backoff.NewFakeClock(time.Unix(0, 0))}
 }
 
 func (e *env) stream(name string, partitions int, msgsPerPartition int) {
@@ -322,6 +325,7 @@ func (e *env) container(cfg config.Config, mod ...func(*container.Options)) (*co
 		},
 		Logger:         slog.New(slog.NewTextHandler(&logWriter{b: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StatusInterval: -1,
+		Clock:          e.clock,
 	}
 	for _, m := range mod {
 		m(&opts)

@@ -196,7 +196,7 @@ func (r *run) run(ctx context.Context) error {
 	}
 	r.listeners.Store(&[]sysListener{})
 	r.env = &coreEnv{
-		jc: c.jc, cfg: c.jc.Raw, admins: r.admin, committer: atLeastOnce{cpm: c.cpm, log: r.log},
+		jc: c.jc, cfg: c.jc.Raw, admins: r.admin, committer: atLeastOnce{cpm: c.cpm, log: r.log, clock: c.opts.Clock},
 		newProducer: r.newProducer, notify: r.notify, stats: &c.stats, events: c.opts.Events,
 		deliveryFailed: func(task string, err error) {
 			r.fail(fmt.Errorf("task %s: an output could not be delivered, so the job stops and nothing after its last checkpoint is checkpointed: %w", task, err))

@@ -9,12 +9,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/decimal"
 )
 
 // metadataAttempts bounds the retries of metadata and offset listings that fail with
-// a retriable error (leader moving, topic just created): about 1.5 s in all.
+// a retriable error (leader moving, topic just created): about 1.5 s in all (see
+// metadataRetry).
 const metadataAttempts = 5
 
 // Admin answers questions about a Kafka system's topics. Kafka offsets are
@@ -40,7 +42,7 @@ func (a *Admin) Partitions(ctx context.Context, streams ...string) (map[system.S
 	if len(streams) == 0 {
 		return out, nil // kadm would list every topic
 	}
-	starts, ends, err := listOffsets(ctx, a.s.adm, streams...)
+	starts, ends, err := listOffsetsOn(ctx, a.s.clock, a.s.adm, streams...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka system %q: %w", a.s.name, err)
 	}
@@ -66,10 +68,15 @@ func metadata(start, end int64) system.PartitionMetadata {
 	return md
 }
 
-// listOffsets lists the start and end offsets of every partition of topics, retrying
-// briefly on retriable errors. A missing topic is an error naming it.
+// listOffsets is listOffsetsOn the real clock.
 func listOffsets(ctx context.Context, adm *kadm.Client, topics ...string) (starts, ends kadm.ListedOffsets, err error) {
-	err = retry(ctx, metadataAttempts, func(ctx context.Context) error {
+	return listOffsetsOn(ctx, nil, adm, topics...)
+}
+
+// listOffsetsOn lists the start and end offsets of every partition of topics, retrying
+// retriable errors under metadataRetry on clock. A missing topic is an error naming it.
+func listOffsetsOn(ctx context.Context, clock backoff.Clock, adm *kadm.Client, topics ...string) (starts, ends kadm.ListedOffsets, err error) {
+	err = metadataRetry(clock).Do(ctx, func(ctx context.Context) error {
 		var err error
 		if starts, err = adm.ListStartOffsets(ctx, topics...); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -75,9 +77,15 @@ func assertMetadata(t *testing.T, got, want map[system.SystemStreamPartition]sys
 func TestAdminMissingTopic(t *testing.T) {
 	_, seeds := cluster(t, kfake.SeedTopics(1, "present"))
 	s, _ := startSystem(t, seeds, nil)
+	clock := backoff.NewFakeClock(time.Unix(0, 0))
+	s.clock = clock
 	_, err := s.Admin().Partitions(t.Context(), "present", "absent")
 	if err == nil || !strings.Contains(err.Error(), `"absent"`) || strings.Contains(err.Error(), `"present"`) {
 		t.Fatalf("Partitions with a missing topic = %v, want an error naming absent only", err)
+	}
+	// A topic just created may take a moment to appear: the lookup was retried.
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}; !slices.Equal(clock.Waits(), want) {
+		t.Errorf("waits = %v, want %v (5 attempts)", clock.Waits(), want)
 	}
 }
 

@@ -24,7 +24,7 @@ func (a *Admin) OffsetForTime(ctx context.Context, ssp system.SystemStreamPartit
 	}
 	ms := max(t.UnixMilli(), 0) // negative timestamps are ListOffsets' special requests
 	var listed kadm.ListedOffsets
-	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+	err := metadataRetry(a.s.clock).Do(ctx, func(ctx context.Context) error {
 		var err error
 		if listed, err = a.s.adm.ListOffsetsAfterMilli(ctx, ms, ssp.Stream); err != nil {
 			return err

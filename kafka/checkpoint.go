@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/internal/backoff"
 )
 
 // Checkpoint manager defaults.
@@ -232,7 +233,7 @@ func (m *CheckpointManager) Start(ctx context.Context) error {
 // ensureTopic creates or validates the checkpoint topic and returns its details.
 func (m *CheckpointManager) ensureTopic(ctx context.Context) (kadm.TopicDetail, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, StartTimeout)
-	err := ping(pingCtx, m.cl, m.sys.set.producer)
+	err := ping(pingCtx, m.sys.clock, m.cl, m.sys.set.producer)
 	cancel()
 	if err != nil {
 		return kadm.TopicDetail{}, fmt.Errorf("checkpoint: kafka system %q: %w", m.sys.name, err)
@@ -261,7 +262,7 @@ func (m *CheckpointManager) ensureTopic(ctx context.Context) (kadm.TopicDetail, 
 // short while (a topic just created may take a moment to appear).
 func (m *CheckpointManager) describeTopic(ctx context.Context, missingOK bool) (kadm.TopicDetail, error) {
 	var td kadm.TopicDetail
-	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+	err := metadataRetry(m.sys.clock).Do(ctx, func(ctx context.Context) error {
 		if !missingOK {
 			// Ask the broker itself, not the client's metadata cache: right after
 			// the topic is created the cache still says it is missing (for up to
@@ -301,7 +302,7 @@ var errTopicMissing = errors.New("topic does not exist")
 
 func (m *CheckpointManager) createTopic(ctx context.Context) error {
 	var brokers int
-	err := retry(ctx, metadataAttempts, func(ctx context.Context) error {
+	err := metadataRetry(m.sys.clock).Do(ctx, func(ctx context.Context) error {
 		md, err := m.adm.BrokerMetadata(ctx)
 		brokers = len(md.Brokers)
 		return err
@@ -462,49 +463,46 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	return nil
 }
 
-// produce writes one record, retrying until it is acknowledged or writeTimeout ends,
-// and returns its offset.
+// writeRetry is how a checkpoint write retries: every failure but a closed client,
+// waiting 0.1, 0.2, 0.4 s ... (at most 5 s) in between, for up to
+// task.checkpoint.write.timeout.ms (the budget; also the bound of each attempt).
+func writeRetry(budget time.Duration) backoff.Policy {
+	return backoff.Policy{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 5 * time.Second, Budget: budget}
+}
+
+// produce writes one record, retrying under writeRetry until it is acknowledged, and
+// returns its offset. Giving up, it returns an error wrapping
+// checkpoint.ErrRetriesExhausted (and backoff.ErrExhausted), so that the container
+// does not retry the write again.
 func (m *CheckpointManager) produce(ctx context.Context, cl *kgo.Client, task string, value []byte) (int64, error) {
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
-	defer cancel()
-	backoff := 100 * time.Millisecond
-	var last error
-	for attempt := 1; ; attempt++ {
-		r := &kgo.Record{Topic: m.topic, Partition: 0, Key: []byte(task), Value: value}
-		err := cl.ProduceSync(wctx, r).FirstErr()
-		if err == nil {
-			if attempt > 1 {
-				m.log.Info("checkpoint: write succeeded after retries", "task", task, "attempts", attempt)
-			}
-			return r.Offset, nil
-		}
-		if last == nil || !errors.Is(err, context.DeadlineExceeded) {
-			last = err // keep the broker's error rather than our own deadline
-		}
-		if errors.Is(err, kgo.ErrClientClosed) {
-			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
-		}
-		giveUp := func() error {
-			return fmt.Errorf("checkpoint: writing task %q to topic %s: gave up after %d attempts in %v (task.checkpoint.write.timeout.ms=%d): %w: %w",
-				task, m.topic, attempt, time.Since(start).Round(time.Millisecond), m.writeTimeout.Milliseconds(), checkpoint.ErrRetriesExhausted, last)
-		}
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
-		}
-		remaining := m.writeTimeout - time.Since(start)
-		if remaining <= 0 || wctx.Err() != nil {
-			return 0, giveUp()
-		}
-		m.log.Warn("checkpoint: write failed; retrying", "task", task, "attempt", attempt, "retry_in", min(backoff, remaining), "err", err)
-		if sleep(wctx, min(backoff, remaining)) != nil {
-			if ctx.Err() != nil {
-				return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w (last error: %v)", task, m.topic, ctx.Err(), last)
-			}
-			return 0, giveUp()
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	r := backoff.Retrier{
+		Policy:    writeRetry(m.writeTimeout),
+		Clock:     m.sys.clock,
+		Retriable: func(err error) bool { return !errors.Is(err, kgo.ErrClientClosed) },
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			m.log.Warn("checkpoint: write failed; retrying", "task", task, "attempt", attempt, "retry_in", wait, "err", err)
+		},
 	}
+	var (
+		rec      *kgo.Record
+		attempts int
+	)
+	err := r.Do(ctx, func(ctx context.Context) error {
+		attempts++
+		rec = &kgo.Record{Topic: m.topic, Partition: 0, Key: []byte(task), Value: value}
+		return cl.ProduceSync(ctx, rec).FirstErr()
+	})
+	switch {
+	case err == nil:
+		if attempts > 1 {
+			m.log.Info("checkpoint: write succeeded after retries", "task", task, "attempts", attempts)
+		}
+		return rec.Offset, nil
+	case errors.Is(err, backoff.ErrExhausted):
+		return 0, fmt.Errorf("checkpoint: writing task %q to topic %s (task.checkpoint.write.timeout.ms=%d): %w: %w",
+			task, m.topic, m.writeTimeout.Milliseconds(), checkpoint.ErrRetriesExhausted, err)
+	}
+	return 0, fmt.Errorf("checkpoint: writing task %q to topic %s: %w", task, m.topic, err)
 }
 
 // RewriteTransactionalID returns the transactional id WriteAll writes under:

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/internal/backoff"
 )
 
 // Reading the checkpoint topic.
@@ -32,9 +33,16 @@ import (
 // transactions (sluice run's commits) are stable as soon as they are written.
 const (
 	checkpointFetchBytes = 4 << 20
-	maxReadFailures      = 10
 	maxReadRestarts      = 3
 )
+
+// fetchRetry is how the reader retries failed fetches: 10 consecutive failures at
+// most, waiting 50 ms, 100 ms, 200 ms ... (at most 1 s) in between (5.55 s of waits
+// in all); a fetch that makes progress starts it afresh.
+var fetchRetry = backoff.Policy{Initial: 50 * time.Millisecond, Multiplier: 2, Max: time.Second, Attempts: 10}
+
+// stablePoll is how often the reader looks again for an open transaction to end.
+const stablePoll = 50 * time.Millisecond
 
 // rawEntry is the latest record of one task seen so far: only its bytes, decoded
 // once at the end.
@@ -170,22 +178,23 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 	var (
 		next     = start
 		records  int64
-		failures int
 		leader   = td.Partitions[0].Leader
 		decomp   = kgo.DefaultDecompressor()
-		backoff  = 50 * time.Millisecond
-		unstable unstableWait
+		retries  = fetchRetry.Start(m.sys.clock)
+		unstable = unstableWait{clock: m.sys.clock}
 	)
 	fail := func(err error) error {
-		failures++
-		if failures >= maxReadFailures || !retriable(err) && !isNetErr(err) {
+		if !retriable(err) && !isNetErr(err) {
 			return fmt.Errorf("checkpoint: reading topic %s partition 0 at offset %d: %w", m.topic, next, err)
 		}
-		m.log.Debug("checkpoint: fetch failed; retrying", "offset", next, "err", err)
-		if err := sleep(ctx, backoff); err != nil {
+		wait, gaveUp := retries.Failed(err)
+		if gaveUp != nil {
+			return fmt.Errorf("checkpoint: reading topic %s partition 0 at offset %d: %w", m.topic, next, gaveUp)
+		}
+		m.log.Debug("checkpoint: fetch failed; retrying", "offset", next, "err", err, "retry_in", wait)
+		if err := retries.Wait(ctx, wait); err != nil {
 			return err
 		}
-		backoff = min(2*backoff, time.Second)
 		// The leader may have moved.
 		if d, derr := m.describeTopic(ctx, false); derr == nil && len(d.Partitions) > 0 {
 			td, leader = d, d.Partitions[0].Leader
@@ -226,7 +235,7 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 		}
 		if after <= next && throttle > 0 && len(rp.RecordBatches) == 0 {
 			// A quota-throttled broker answers empty; wait as asked.
-			if err := sleep(ctx, throttle); err != nil {
+			if err := backoff.Sleep(ctx, m.sys.clock, throttle); err != nil {
 				return records, err
 			}
 			continue
@@ -240,7 +249,8 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 			case lso > next:
 				// Nothing stable between next and the last stable offset: those
 				// records are gone (compacted).
-				next, failures, backoff = min(lso, end), 0, 50*time.Millisecond
+				next = min(lso, end)
+				retries.Reset()
 				continue
 			case next < min(rp.HighWatermark, end):
 				// A transaction is open at next: wait until it ends.
@@ -265,45 +275,54 @@ func (m *CheckpointManager) scan(ctx context.Context, td kadm.TopicDetail, start
 			}
 			continue
 		}
-		next, failures, backoff = after, 0, 50*time.Millisecond
+		next = after
+		retries.Reset()
 	}
 	return records, nil
 }
 
-// unstableWait is the reader waiting for open transactions to end.
+// unstableWait is the reader waiting for open transactions to end: a poll every
+// stablePoll for up to StableWaitTimeout in all (m.stableWait).
 type unstableWait struct {
-	since  time.Time // zero when not waiting
-	logged time.Time
+	clock  backoff.Clock
+	polls  *backoff.Loop // nil when not waiting
+	logged time.Duration // when it last logged, into the wait
 }
 
 // wait waits a little for the last stable offset to move past next, logging now and
-// then, and fails once it has waited StableWaitTimeout in all (m.stableWait).
+// then, and fails once it has waited m.stableWait in all.
 func (w *unstableWait) wait(ctx context.Context, m *CheckpointManager, next, end int64) error {
-	now := time.Now()
-	if w.since.IsZero() {
-		w.since = now
+	first := w.polls == nil
+	if first {
+		w.polls = backoff.Policy{Initial: stablePoll, Budget: m.stableWait}.Start(w.clock)
 	}
-	waited := now.Sub(w.since)
-	if waited >= m.stableWait {
+	d, err := w.polls.Failed(errTxnOpen)
+	if err != nil {
 		return fmt.Errorf("checkpoint: reading topic %s partition 0: a transaction open at offset %d did not end within %v "+
 			"(a checkpoint tool killed while rewriting the checkpoints, transactional id %s, is aborted by the broker after %v; another transactional producer writes to the topic?)",
 			m.topic, next, m.stableWait, m.RewriteTransactionalID(), RewriteTransactionTimeout)
 	}
-	if w.logged.IsZero() || now.Sub(w.logged) >= 5*time.Second {
-		w.logged = now
+	if waited := w.polls.Elapsed(); first || waited-w.logged >= 5*time.Second {
+		w.logged = waited
 		m.log.Warn("checkpoint: waiting for a transaction on the checkpoint topic to end before reading on (a checkpoint tool is rewriting the checkpoints, or was killed while it did)",
 			"last_stable_offset", next, "end_offset", end, "waited", waited.Round(time.Millisecond), "timeout", m.stableWait)
 	}
-	return sleep(ctx, 50*time.Millisecond)
+	if err := w.polls.Wait(ctx, d); err != nil {
+		return ctx.Err()
+	}
+	return nil
 }
+
+// errTxnOpen is the failure an unstableWait's poll notes.
+var errTxnOpen = errors.New("a transaction is open")
 
 // done notes that the reader is no longer waiting, and logs how long it did.
 func (w *unstableWait) done(m *CheckpointManager) {
-	if w.since.IsZero() {
+	if w.polls == nil {
 		return
 	}
-	m.log.Info("checkpoint: the transaction on the checkpoint topic ended; reading on", "waited", time.Since(w.since).Round(time.Millisecond))
-	w.since, w.logged = time.Time{}, time.Time{}
+	m.log.Info("checkpoint: the transaction on the checkpoint topic ended; reading on", "waited", w.polls.Elapsed().Round(time.Millisecond))
+	w.polls, w.logged = nil, 0
 }
 
 // apply records r as its task's latest record.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/checkpoint/checkpointtest"
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -407,6 +409,8 @@ func TestCheckpointReadAfterCompaction(t *testing.T) {
 func TestCheckpointWriteRetries(t *testing.T) {
 	c, seeds := cluster(t)
 	m, logs := startManager(t, seeds, "flaky", map[string]string{"task.checkpoint.write.timeout.ms": "1500"})
+	clock := backoff.NewFakeClock(time.Unix(0, 0))
+	m.sys.clock = clock
 	ctx := t.Context()
 
 	// A few failures are retried through.
@@ -418,20 +422,24 @@ func TestCheckpointWriteRetries(t *testing.T) {
 		t.Errorf("fault hit %d times, want 2", h.Hits())
 	}
 	contains(t, logs.String(), "write failed; retrying")
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(clock.Waits(), want) {
+		t.Errorf("waits = %v, want %v", clock.Waits(), want)
+	}
 
 	// Failing for good, Write gives up after the configured time, wrapping the
-	// broker's error.
+	// broker's error and saying it retried: 4 attempts, waiting 0.1, 0.2, 0.4 s and
+	// the 0.8 s left of the budget (on the fake clock).
+	clock = backoff.NewFakeClock(time.Unix(0, 0))
+	m.sys.clock = clock
 	h = c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.PolicyViolation, Count: -1})
-	begin := time.Now()
 	err := m.Write(ctx, "Partition 0", cp(sspA, "2"))
-	took := time.Since(begin)
 	h.Remove()
-	if !errors.Is(err, kerr.PolicyViolation) {
-		t.Fatalf("Write = %v, want an error wrapping POLICY_VIOLATION", err)
+	if !errors.Is(err, kerr.PolicyViolation) || !errors.Is(err, checkpoint.ErrRetriesExhausted) {
+		t.Fatalf("Write = %v, want an error wrapping POLICY_VIOLATION and ErrRetriesExhausted", err)
 	}
-	contains(t, err.Error(), "Partition 0", m.Topic(), "gave up", "task.checkpoint.write.timeout.ms=1500")
-	if took < time.Second || took > 10*time.Second {
-		t.Errorf("Write gave up after %v, want about 1.5 s", took)
+	contains(t, err.Error(), "Partition 0", m.Topic(), "gave up after 4 attempts in 1.5s", "task.checkpoint.write.timeout.ms=1500")
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}; !slices.Equal(clock.Waits(), want) || h.Hits() != 4 {
+		t.Errorf("Write failed %d times, waiting %v; want 4 times, waiting %v", h.Hits(), clock.Waits(), want)
 	}
 	// The failed write did not change what Read returns.
 	if got, err := m.Read(ctx, "Partition 0"); err != nil || !got.Equal(cp(sspA, "1")) {

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/checkpoint"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -139,11 +140,20 @@ func TestCheckpointReadWaitIsBounded(t *testing.T) {
 	w, _ := startManager(t, seeds, "txn", nil)
 	writeOld(t, w)
 	openTxn(t, seeds, w, time.Minute)
-	r, _ := newManager(t, seeds, "txn", nil)
-	r.stableWait = 300 * time.Millisecond
+	r, logs := newManager(t, seeds, "txn", nil)
+	// The real bound, on a fake clock: a minute of polls every 50 ms.
+	clock := backoff.NewFakeClock(time.Unix(0, 0))
+	r.sys.clock = clock
 	err := r.Start(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "did not end within 300ms") || !strings.Contains(err.Error(), r.RewriteTransactionalID()) {
+	if err == nil || !strings.Contains(err.Error(), "did not end within 1m0s") || !strings.Contains(err.Error(), r.RewriteTransactionalID()) {
 		t.Fatalf("Start = %v, want a timeout naming %s", err, r.RewriteTransactionalID())
+	}
+	if waits := clock.Waits(); len(waits) != 1200 || clock.Waited() != StableWaitTimeout {
+		t.Errorf("waited %v in %d polls, want %v in 1200", clock.Waited(), len(waits), StableWaitTimeout)
+	}
+	// It logged the wait every 5 s, not at every poll.
+	if n := strings.Count(logs.String(), "waiting for a transaction on the checkpoint topic to end"); n != 12 {
+		t.Errorf("logged the wait %d times, want 12 (every 5 s of a minute)", n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/internal/backoff"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/decimal"
 )
@@ -29,6 +30,9 @@ type System struct {
 	set  *settings
 	log  *slog.Logger
 	klog *kgoLogger
+	// clock tells time for the retries of the system and its checkpoint manager;
+	// nil is the real clock. A test hook: tests set a backoff.FakeClock.
+	clock backoff.Clock
 
 	doneCtx   context.Context // already cancelled; see Producer.Flush
 	deadlines *deliveryDeadlines
@@ -155,7 +159,7 @@ func (s *System) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka system %q: %w", s.name, err)
 	}
-	if err := ping(ctx, admin, s.set.consumer); err != nil {
+	if err := ping(ctx, s.clock, admin, s.set.consumer); err != nil {
 		admin.Close()
 		return fmt.Errorf("kafka system %q: %w", s.name, err)
 	}
@@ -165,7 +169,7 @@ func (s *System) Start(ctx context.Context) error {
 		return fmt.Errorf("kafka system %q: %w", s.name, err)
 	}
 	if !sameConn(s.set.consumer, s.set.producer) {
-		if err := ping(ctx, prod, s.set.producer); err != nil {
+		if err := ping(ctx, s.clock, prod, s.set.producer); err != nil {
 			admin.Close()
 			prod.Close()
 			return fmt.Errorf("kafka system %q: %w", s.name, err)
@@ -184,24 +188,23 @@ func sameConn(a, b conn) bool {
 		(a.secInherited || b.secInherited || a.protocol == "PLAINTEXT" && b.protocol == "PLAINTEXT")
 }
 
-// ping checks that a broker answers, retrying until ctx ends (a broker may still be
-// starting), and names the servers when none does.
-func ping(ctx context.Context, cl *kgo.Client, c conn) error {
-	start := time.Now()
-	var err error
-	for {
-		if err = cl.Ping(ctx); err == nil {
-			return nil
-		}
-		if permanent(err) {
-			return fmt.Errorf("cannot connect to %s (%s, security.protocol=%s): %w", strings.Join(c.seeds, ","), c.seedsFrom, c.protocol, err)
-		}
-		if sleep(ctx, 250*time.Millisecond) != nil {
-			break
-		}
+// pingRetry is how ping retries: every 250 ms until its context ends (Start's
+// StartTimeout), as a broker may still be starting.
+var pingRetry = backoff.Policy{Initial: 250 * time.Millisecond}
+
+// ping checks that a broker answers, retrying under pingRetry on clock (nil: the real
+// clock), and names the servers when none does.
+func ping(ctx context.Context, clock backoff.Clock, cl *kgo.Client, c conn) error {
+	err := backoff.Retrier{Policy: pingRetry, Clock: clock, Retriable: func(err error) bool { return !permanent(err) }}.Do(ctx, cl.Ping)
+	var ended *backoff.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ended) && ended.Ctx != nil:
+		return fmt.Errorf("no broker answered at %s (%s, security.protocol=%s) within %v; check that the brokers are running and reachable: %w (last error: %v)",
+			strings.Join(c.seeds, ","), c.seedsFrom, c.protocol, ended.Elapsed.Round(time.Millisecond), ended.Ctx, ended.Err)
 	}
-	return fmt.Errorf("no broker answered at %s (%s, security.protocol=%s) within %v; check that the brokers are running and reachable: %w (last error: %v)",
-		strings.Join(c.seeds, ","), c.seedsFrom, c.protocol, time.Since(start).Round(time.Millisecond), ctx.Err(), err)
+	return fmt.Errorf("cannot connect to %s (%s, security.protocol=%s): %w", strings.Join(c.seeds, ","), c.seedsFrom, c.protocol, err)
 }
 
 // permanent reports connection errors that retrying cannot fix: failed
@@ -332,29 +335,25 @@ func retriable(err error) bool {
 	return false
 }
 
-// retry calls fn until it succeeds, fails for good, or has been tried attempts
-// times, sleeping 100 ms, 200 ms, ... in between.
-func retry(ctx context.Context, attempts int, fn func(context.Context) error) error {
-	backoff := 100 * time.Millisecond
-	for i := 1; ; i++ {
-		err := fn(ctx)
-		if err == nil || i >= attempts || !retriable(err) {
-			return err
-		}
-		if err := sleep(ctx, backoff); err != nil {
-			return err
-		}
-		backoff = min(2*backoff, 2*time.Second)
+// metadataRetry is how lookups of metadata and offsets retry a retriable error (a
+// leader moving, a topic just created): metadataAttempts (5) attempts, waiting 0.1,
+// 0.2, 0.4 and 0.8 s in between (1.5 s in all), on clock (nil: the real clock).
+func metadataRetry(clock backoff.Clock) backoff.Retrier {
+	return backoff.Retrier{
+		Policy:    backoff.Policy{Initial: 100 * time.Millisecond, Multiplier: 2, Max: 2 * time.Second, Attempts: metadataAttempts},
+		Clock:     clock,
+		Retriable: retriable,
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// retry calls fn under metadataRetry with attempts attempts, on the real clock.
+// (The run lock's code calls it; the rest uses metadataRetry with the system's clock.)
+func retry(ctx context.Context, attempts int, fn func(context.Context) error) error {
+	r := metadataRetry(nil)
+	r.Attempts = attempts
+	return r.Do(ctx, fn)
 }
+
+// sleep waits d on the real clock unless ctx ends first. (The run lock's code calls
+// it; the rest uses backoff.Sleep with the system's clock.)
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, nil, d) }
