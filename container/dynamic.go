@@ -123,6 +123,11 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if len(ssps) == 0 {
 		return nil // its partitions went away meanwhile
 	}
+	if rf, ok := r.c.cpm.(refresher); ok {
+		if err := rf.Refresh(ctx); err != nil {
+			return fmt.Errorf("add task %s: %w", name, err)
+		}
+	}
 	cp, err := r.readCheckpoint(ctx, name)
 	if err != nil {
 		return err
@@ -202,6 +207,14 @@ func (r *run) refreshMetadata(ctx context.Context, ssps []system.SystemStreamPar
 		maps.Copy(r.meta, md)
 	}
 	return nil
+}
+
+// refresher is implemented by checkpoint managers that answer Read from what they read
+// earlier (Kafka's reads its topic at Start): Refresh catches up with what was written
+// since, so that a task added while the container runs starts from its latest
+// checkpoint.
+type refresher interface {
+	Refresh(ctx context.Context) error
 }
 
 // retire removes task name while the container runs on: its partitions are no longer

@@ -112,6 +112,19 @@ func (m *CheckpointManager) decode(task string, e *rawEntry) *entry {
 	return &entry{cp: cp}
 }
 
+// Refresh reads the checkpoint records written since the manager last read the topic
+// (at Start, or the last Refresh), so that Read answers with the checkpoints stored
+// now: a container calls it before it adds a task while running, whose previous
+// owner may have checkpointed it since.
+func (m *CheckpointManager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.refreshLocked(ctx); err != nil {
+		return fmt.Errorf("checkpoint: reading the checkpoints written since the last read: %w", err)
+	}
+	return nil
+}
+
 // refreshLocked brings the snapshot Read answers from up to date with the topic: it
 // reads the records written since the last read (by the checkpoint tool, say), or the
 // whole topic again when some of those records are gone already. m.mu is held.

@@ -539,3 +539,27 @@ func waitMembers(ctx context.Context, m *CheckpointManager, n int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRefreshSeesCheckpointsWrittenSinceStart: Read answers from what the manager read
+// at Start; Refresh catches up with what another writer (a task's previous owner)
+// wrote since.
+func TestRefreshSeesCheckpointsWrittenSinceStart(t *testing.T) {
+	_, seeds := cluster(t)
+	reader, _ := startManager(t, seeds, "refresh", nil)
+	writer, _ := startManager(t, seeds, "refresh", nil)
+	ctx := t.Context()
+	cp := checkpoint.New(map[system.SystemStreamPartition]string{system.NewSSP("kafka", "in", 3): "42"})
+	if err := writer.Write(ctx, "Partition 3", cp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Read(ctx, "Partition 3"); !errors.Is(err, checkpoint.ErrNoCheckpoint) {
+		t.Fatalf("Read before Refresh = %v, want no checkpoint (the snapshot of Start)", err)
+	}
+	if err := reader.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reader.Read(ctx, "Partition 3")
+	if err != nil || !got.Equal(cp) {
+		t.Fatalf("Read after Refresh = %v, %v; want %v", got, err, cp.Offsets)
+	}
+}
