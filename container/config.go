@@ -1,6 +1,7 @@
 package container
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -26,6 +27,13 @@ func checkStreams(p *config.Problems, cfg config.Config, jc *job.Config, def tas
 		if v, ok := systems[in.System].(streamNameValidator); ok {
 			if err := v.ValidateStreamName(in.Stream); err != nil {
 				p.Add(job.KeyInputs, inputs, "input %s: %v", in, err)
+			}
+		}
+	}
+	if dl := jc.DeadLetter; dl != nil {
+		if v, ok := systems[dl.System].(streamNameValidator); ok {
+			if err := v.ValidateStreamName(dl.Stream); err != nil {
+				p.Add(job.KeyDeadLetterStream, dl.String(), "%v", err)
 			}
 		}
 	}
@@ -82,4 +90,60 @@ func keyNaming(cfg config.Config, ss system.SystemStream) (string, string) {
 	}
 	v, _ := cfg.Get(key)
 	return key, v
+}
+
+// checkSystemAndStreamKeys warns of systems.* keys that can have no effect: those of a
+// system that is not configured (no systems.<s>.samza.factory), and per-stream keys
+// (systems.<s>.streams.<stream>.*) of a stream that is neither an input nor an output
+// of the job, such as a misspelt stream name, which would otherwise leave the real
+// stream at its defaults without a word.
+func checkSystemAndStreamKeys(cfg config.Config, jc *job.Config, outputs []system.SystemStream) []*config.Error {
+	streams := slices.Clone(jc.Inputs)
+	streams = append(streams, outputs...)
+	if jc.DeadLetter != nil {
+		streams = append(streams, *jc.DeadLetter)
+	}
+	var warns []*config.Error
+	for _, key := range cfg.Keys() {
+		rest, ok := strings.CutPrefix(key, "systems.")
+		if !ok {
+			continue
+		}
+		sys, sub, ok := strings.Cut(rest, ".")
+		if !ok {
+			continue
+		}
+		v, _ := cfg.Get(key)
+		if _, ok := jc.SystemFactories[sys]; !ok {
+			warns = append(warns, &config.Error{Key: key, Value: v, Where: cfg.Where(key),
+				Msg: fmt.Sprintf("system %q is not configured (no systems.%s.samza.factory), so this key has no effect; configured systems: %s",
+					sys, sys, strings.Join(slices.Sorted(maps.Keys(jc.SystemFactories)), ", "))})
+			continue
+		}
+		named, ok := strings.CutPrefix(sub, "streams.")
+		if !ok {
+			continue
+		}
+		known := slices.ContainsFunc(streams, func(ss system.SystemStream) bool {
+			return ss.System == sys && strings.HasPrefix(named, ss.Stream+".")
+		})
+		if known || jc.CheckpointSystem == sys && strings.HasPrefix(named, checkpointTopic(cfg, jc)+".") {
+			continue
+		}
+		var names []string
+		for _, ss := range streams {
+			if ss.System == sys {
+				names = append(names, ss.Stream)
+			}
+		}
+		warns = append(warns, &config.Error{Key: key, Value: v, Where: cfg.Where(key),
+			Msg: fmt.Sprintf("names a stream of system %s that is neither an input nor an output of the job, so it has no effect (the job's streams there: %s)",
+				sys, strings.Join(names, ", "))})
+	}
+	return warns
+}
+
+// checkpointTopic is the Kafka checkpoint topic's name (see package kafka).
+func checkpointTopic(cfg config.Config, jc *job.Config) string {
+	return cfg.GetOr("task.checkpoint.topic", "__samza_checkpoint_"+jc.Name+"_"+jc.ID)
 }

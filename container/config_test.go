@@ -129,3 +129,59 @@ func TestWarningsStrictnessAndIgnoredKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysOfUnknownSystemsAndStreamsWarn: a systems.* key of a system that is not
+// configured, or a per-stream key of a stream the job neither reads nor writes (a
+// misspelt name), has no effect and says so; the job's own streams draw nothing.
+func TestKeysOfUnknownSystemsAndStreamsWarn(t *testing.T) {
+	e := newEnv(t)
+	def := copyTo("out", nil, nil)
+	def.Outputs = func(config.Config) ([]system.SystemStream, error) {
+		return []system.SystemStream{{System: "mem", Stream: "out"}}, nil
+	}
+	e.tasks["test"] = def
+	c, err := e.container(baseConfig(
+		"task.inputs", "mem.in,mem.my.dotted.topic",
+		"systems.mem.streams.inn.samza.offset.default", "oldest",
+		"systems.mme.samza.offset.default", "oldest",
+		"systems.mem.streams.in.samza.offset.default", "oldest",
+		"systems.mem.streams.my.dotted.topic.samza.reset.offset", "true",
+		"systems.mem.streams.out.samza.offset.default", "oldest",
+		"task.ignored.exceptions", "*",
+		"task.dead.letter.stream", "mem.dlq",
+		"systems.mem.streams.dlq.samza.offset.default", "oldest",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, w := range c.Warnings() {
+		got[w.Key] = w.Error()
+	}
+	for key, want := range map[string]string{
+		"systems.mem.streams.inn.samza.offset.default": "neither an input nor an output",
+		"systems.mme.samza.offset.default":             `system "mme" is not configured`,
+	} {
+		if !strings.Contains(got[key], want) {
+			t.Errorf("%s: warning %q, want one saying %q", key, got[key], want)
+		}
+	}
+	for _, key := range []string{"systems.mem.streams.in.samza.offset.default", "systems.mem.streams.my.dotted.topic.samza.reset.offset",
+		"systems.mem.streams.out.samza.offset.default", "systems.mem.streams.dlq.samza.offset.default"} {
+		if w, ok := got[key]; ok {
+			t.Errorf("%s of one of the job's streams warned: %s", key, w)
+		}
+	}
+}
+
+// TestBadDeadLetterStreamNameIsAConfigError: the dead-letter stream's name is checked
+// like an output's, before anything runs.
+func TestBadDeadLetterStreamNameIsAConfigError(t *testing.T) {
+	e := newEnv(t)
+	e.tasks["test"] = copyTo("out", nil, nil)
+	_, err := e.container(baseConfig("systems.picky.samza.factory", "picky",
+		"task.ignored.exceptions", "*", "task.dead.letter.stream", "picky.bad!"), withPicky(e))
+	if err == nil || !strings.Contains(err.Error(), "task.dead.letter.stream") || !strings.Contains(err.Error(), "has a '!'") {
+		t.Fatalf("New = %v, want a config error naming task.dead.letter.stream", err)
+	}
+}

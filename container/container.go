@@ -155,6 +155,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 		c.declared = checkStreams(&p, cfg, jc, def, c.systems)
 	}
 	keys := job.CheckKeys(cfg, def.Keys, opts.Keys)
+	keys.Warnings = append(keys.Warnings, checkSystemAndStreamKeys(cfg, jc, c.declared)...)
 	if opts.Strict || jc.Strict {
 		for _, w := range keys.Warnings {
 			e := *w

@@ -305,7 +305,14 @@ func (t *taskCore) window(ctx context.Context) (upcalls, error) {
 		return upcalls{}, nil
 	}
 	if err := t.guard("in Window", func() error { return wt.Window(ctx, t, t) }); err != nil {
-		return upcalls{}, fmt.Errorf("task %s: window: %w", t.name, err)
+		if !task.Ignored(err, t.env.jc.IgnoredErrors) {
+			return upcalls{}, fmt.Errorf("task %s: window: %w", t.name, err)
+		}
+		// As in Samza, task.ignored.exceptions covers Window too: there is no message to
+		// set aside, so it is logged and counted.
+		if n := t.env.stats.ignored.Add(1); n <= skipLogFull || n%skipLogEvery == 0 {
+			t.log.Warn("ignoring a failure of Window (task.ignored.exceptions)", "error", err, "skipped_so_far", n)
+		}
 	}
 	return t.handleRequests(ctx)
 }

@@ -508,3 +508,52 @@ func TestCommitAndShutdownFromAnyGoroutine(t *testing.T) {
 		t.Errorf("the stop was not by consensus:\n%s", e.logs)
 	}
 }
+
+type failingWindow struct {
+	funcTask
+	fail func() error
+}
+
+func (w failingWindow) Window(context.Context, task.Collector, task.Coordinator) error { return w.fail() }
+
+// TestIgnoredExceptionsCoverWindow: as in Samza, task.ignored.exceptions applies to
+// Window as well as Process.
+func TestIgnoredExceptionsCoverWindow(t *testing.T) {
+	for _, tc := range []struct {
+		ignored string
+		wantErr bool
+	}{{"<unset>", true}, {"skippable", false}} {
+		e := newEnv(t)
+		e.stream("in", 1, 0)
+		windows := make(chan struct{}, 10)
+		e.tasks["test"] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) {
+			return failingWindow{fail: func() error {
+				windows <- struct{}{}
+				return task.Skippable(errors.New("bad window"))
+			}}, nil
+		}}
+		c, err := e.container(baseConfig("task.window.ms", "5", "task.ignored.exceptions", tc.ignored))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		// Unignored, the first failing Window stops the job; ignored, it keeps going.
+	wait:
+		for n := 0; n < 3; n++ {
+			select {
+			case <-windows:
+			case err = <-done:
+				break wait
+			}
+		}
+		cancel()
+		if err == nil {
+			err = <-done
+		}
+		if tc.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "bad window")) {
+			t.Errorf("task.ignored.exceptions=%s: Run = %v, want error %v", tc.ignored, err, tc.wantErr)
+		}
+	}
+}

@@ -115,7 +115,7 @@ func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 	if !checkpointed && streamCheckpointed && !reset {
 		t, _ := jc.OffsetDefault(ssp.SystemStream)
 		return Start{Offset: md.Oldest, Reason: FromNewPartition,
-			Detail: fmt.Sprintf("no checkpoint, but the job has checkpoints of other partitions of %s: this partition appeared after the job started reading the stream, "+
+			Detail: fmt.Sprintf("no checkpoint, but the job has checkpoints of other partitions of %s: this partition appeared after the job started reading the stream (or its checkpoint was removed), "+
 				"so it is read from its oldest offset (samza.offset.default=%s applies only to streams the job has never checkpointed)", ssp.SystemStream, t)}, nil
 	}
 	if !checkpointed {
