@@ -746,11 +746,35 @@ func (l *runLock) displaced(cause error) (lost bool) {
 	if acquired {
 		l.lose(fmt.Errorf("checkpoint: container %d of job %q (id %s) was taken over by %s (a member of consumer group %s with instance id %s): this one stops: %w",
 			l.c.ID, l.m.job, l.m.jobID, holder.describe(), l.group, *l.instance, checkpoint.ErrFenced))
-	} else {
-		l.lose(fmt.Errorf("checkpoint: container %d of job %q (id %s) is already running: %s (a member of consumer group %s with instance id %s); stop it first, or give this one another --container-id: %w",
-			l.c.ID, l.m.job, l.m.jobID, holder.describe(), l.group, *l.instance, checkpoint.ErrContainerRunning))
+		return true
 	}
+	// Not running yet: before saying who runs the container, let other starting
+	// duplicates settle (the holder may be one, about to give way to the container
+	// that runs).
+	holder = l.settledHolder(*holder)
+	l.lose(fmt.Errorf("checkpoint: container %d of job %q (id %s) is already running: %s (a member of consumer group %s with instance id %s); stop it first, or give this one another --container-id: %w",
+		l.c.ID, l.m.job, l.m.jobID, holder.describe(), l.group, *l.instance, checkpoint.ErrContainerRunning))
 	return true
+}
+
+// settledHolder returns the holder of the instance id once the same one holds it for
+// two heartbeats of a running container, or the last one seen after RunLockProbe.
+func (l *runLock) settledHolder(last member) *member {
+	deadline := time.Now().Add(RunLockProbe)
+	for time.Now().Before(deadline) {
+		if sleep(l.ctx, 2*RunLockHeartbeat) != nil {
+			break
+		}
+		h, held, err := instanceHolder(l.ctx, l.adm, l.group, *l.instance, l.clientID)
+		if err != nil || !held {
+			continue
+		}
+		if h.nonce == last.nonce {
+			break
+		}
+		last = *h
+	}
+	return &last
 }
 
 // Peers returns the containers of the job, among 0..Count-1, that the run-lock group
