@@ -1,5 +1,8 @@
 // Package checkpoint defines a task's checkpoint, the Manager interface that stores
-// checkpoints, and the errors managers return.
+// checkpoints, the optional interfaces managers implement (listing, deleting,
+// all-or-nothing rewrites, and the run and rewrite locks that keep two processes from
+// running one container and the checkpoint tool from rewriting under a running job),
+// and the errors managers return.
 //
 // A checkpoint maps each system-stream-partition a task reads to the offset of the next
 // message to read (Kafka's committed-offset convention; Samza itself stores the last
