@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -49,7 +51,9 @@ import (
 // held when it starts (by a live container, or one killed less than a session ago)
 // waits RunLockProbe before it processes anything: a live holder takes its id back
 // within that time (it heartbeats every RunLockHeartbeat) and the newcomer is
-// refused, naming it; a dead one does not, and the newcomer runs.
+// refused, naming it; a dead one does not, and the newcomer runs. A holder of the
+// same host whose process no longer exists (a container killed and restarted there)
+// is not waited for.
 
 const (
 	// RunLockHeartbeat is how often a running container's run-lock member heartbeats:
@@ -146,6 +150,11 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context, c checkpoint.Con
 				"Start the container again once it is done (a tool killed while writing stays a member until its session times out, %v): %w",
 				m.job, m.jobID, m.RunLockGroup(), RunLockSessionTimeout, checkpoint.ErrRewriting)
 		}
+	}
+	if held && prev != nil && prev.goneFrom(self) {
+		m.log.Info("checkpoint: this container is listed as running in the job's run-lock group, by a process of this host that has exited; starting at once",
+			"container", c.ID, "listed", prev.describe(), "group", m.RunLockGroup(), "instance_id", instance)
+		held = false
 	}
 	if held {
 		holder := "a process that cannot be named"
@@ -454,6 +463,23 @@ func (mb member) describe() string {
 		return fmt.Sprintf("a process on %s that is not a container of this version of sluice", mb.host)
 	}
 	return checkpoint.Process{PID: mb.pid, Host: mb.host, Since: mb.since}.String()
+}
+
+// goneFrom reports whether mb is a process of self's host that no longer exists (a
+// container killed there, and restarted as self): then it cannot take its instance
+// id back, and self need not wait for it. A process of another host, of self's own
+// PID (another lock of this process, or a PID reused after a restart) or that
+// may still exist is not known to be gone.
+func (mb member) goneFrom(self member) bool {
+	if !mb.known || mb.host != self.host || mb.pid <= 0 || mb.pid == self.pid {
+		return false
+	}
+	p, err := os.FindProcess(mb.pid)
+	if err != nil {
+		return true // Windows: no such process
+	}
+	defer p.Release()
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // before reports whether mb took its lock before o did (the nonce breaks ties). A

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -252,4 +253,41 @@ func TestRunLockSimultaneousStarts(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestRunLockRestartAfterKillOnSameHost: a container listed as running by a process
+// of this host that no longer exists (killed, then restarted here) is not waited for.
+func TestRunLockRestartAfterKillOnSameHost(t *testing.T) {
+	_, seeds := cluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	exited := exec.Command(os.Args[0], "-test.run=^$")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	c := checkpoint.Container{ID: 0, Count: 1}
+	first, _ := startManager(t, seeds, "killed", nil)
+	dead := newMember(c.ID)
+	dead.pid = exited.Process.Pid
+	instance := first.RunLockInstanceID(c.ID)
+	l, err := first.joinRunLockGroup(dead.clientID(), &instance, c, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.waitListed(ctx, first.adm, l); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+
+	again, logs := startManager(t, seeds, "killed", nil)
+	start := time.Now()
+	l2, err := again.AcquireRunLock(ctx, c)
+	if err != nil {
+		t.Fatalf("restart after a kill: %v", err)
+	}
+	defer l2.Close()
+	if took := time.Since(start); took >= RunLockProbe {
+		t.Errorf("the restart took %v: it waited for a process that has exited", took)
+	}
+	contains(t, logs.String(), "a process of this host that has exited", "process "+strconv.Itoa(dead.pid))
 }
