@@ -1,5 +1,8 @@
 // Package checkpoint defines a task's checkpoint, the Manager interface that stores
-// checkpoints, and the errors managers return.
+// checkpoints, the optional interfaces managers implement (listing, deleting,
+// all-or-nothing rewrites, and the run and rewrite locks that keep two processes from
+// running one container and the checkpoint tool from rewriting under a running job),
+// and the errors managers return.
 //
 // A checkpoint maps each system-stream-partition a task reads to the offset of the next
 // message to read (Kafka's committed-offset convention; Samza itself stores the last
@@ -12,7 +15,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/sluice-streams/sluice/system"
 )
@@ -86,6 +92,86 @@ type RewriteLocker interface {
 	LockForRewrite(ctx context.Context) (io.Closer, error)
 }
 
+// Container identifies one container of a job: the one started with --container-id
+// ID, of a job with job.container.count Count.
+type Container struct {
+	ID    int
+	Count int
+}
+
+// Validate reports an id outside 0..Count-1.
+func (c Container) Validate() error {
+	if c.Count < 1 || c.ID < 0 || c.ID >= c.Count {
+		return fmt.Errorf("checkpoint: container id %d is not one of 0..%d (job.container.count=%d)", c.ID, c.Count-1, c.Count)
+	}
+	return nil
+}
+
+// RunLocker is implemented by managers that can mark a container of the job as
+// running, so that no second process runs the same container and the checkpoint tool
+// does not rewrite the checkpoints under it (see RewriteLocker).
+type RunLocker interface {
+	// AcquireRunLock marks container c as running until the returned lock is closed
+	// (or lost), and returns the checkpoints as they are then to later Reads. It fails
+	// with an error wrapping ErrContainerRunning, naming the holder, while another
+	// process holds the run lock of the same container; with one wrapping
+	// ErrRewriting while a rewrite holds the job's rewrite lock; then nothing is held.
+	// Containers with different ids hold their run locks together. A process that
+	// dies, however it dies, releases its run lock (at once, or after a timeout the
+	// manager documents), so that the container can be started again.
+	AcquireRunLock(ctx context.Context, c Container) (RunLock, error)
+}
+
+// RunLock is a container's run lock (see RunLocker).
+type RunLock interface {
+	// Lost returns a channel that is closed when the lock is lost: another process
+	// took the container over (fenced this one), so this one must stop processing at
+	// once and fail; Err then says why. It is nil for managers that never lose a lock
+	// while it is held (a nil channel never fires in a select).
+	Lost() <-chan struct{}
+	// Err returns nil while the lock is held, and after Lost is closed an error
+	// wrapping ErrFenced that names the process that took the container over.
+	Err() error
+	// Peers returns, in order, the ids among 0..Count-1 of the job's containers that
+	// hold their run lock now, this one included, so that a container can tell that
+	// some of its peers are not running.
+	Peers(ctx context.Context) ([]int, error)
+	// Close releases the lock. Closing twice, or after the lock is lost, is harmless.
+	Close() error
+}
+
+// Process describes the process that holds a run lock, in the errors that name it.
+type Process struct {
+	PID   int       `json:"pid"`
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"` // when it took the lock
+}
+
+// ThisProcess describes the calling process, taking a run lock now.
+func ThisProcess() Process {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return Process{PID: os.Getpid(), Host: host, Since: time.Now()}
+}
+
+// String says "process <pid> on host <host> since <time>"; unknown parts are left out.
+func (p Process) String() string {
+	var b strings.Builder
+	b.WriteString("process")
+	if p.PID > 0 {
+		fmt.Fprintf(&b, " %d", p.PID)
+	}
+	if p.Host != "" {
+		fmt.Fprintf(&b, " on host %s", p.Host)
+	}
+	if !p.Since.IsZero() {
+		fmt.Fprintf(&b, " since %s", p.Since.Format(time.RFC3339))
+	}
+	return b.String()
+}
+
 // TaskCheckpoint is one task's checkpoint among several written together.
 type TaskCheckpoint struct {
 	Task       string
@@ -122,6 +208,12 @@ var (
 	// ErrRewriting is wrapped by the errors of run locks and rewrite locks taken while
 	// another process (the checkpoint tool) holds the job's rewrite lock.
 	ErrRewriting = errors.New("checkpoint: the checkpoint tool is rewriting the job's checkpoints")
+	// ErrContainerRunning is wrapped by errors of RunLocker.AcquireRunLock while
+	// another process holds the run lock of the same container.
+	ErrContainerRunning = errors.New("checkpoint: another process runs this container")
+	// ErrFenced is wrapped by RunLock.Err once another process took the container
+	// over.
+	ErrFenced = errors.New("checkpoint: fenced: another process took this container over")
 	// ErrRetriesExhausted is wrapped by Write errors of managers that already retried
 	// the write for as long as they are configured to; the container does not retry
 	// such a write again.

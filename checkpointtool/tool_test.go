@@ -474,7 +474,7 @@ func (s noTimeSystem) Admin() system.Admin { return struct{ system.Admin }{s.Sys
 // holdRunLock makes the job look running, as a container does.
 func holdRunLock(t *testing.T, f *fixture) {
 	t.Helper()
-	l, err := f.manager(t).AcquireRunLock()
+	l, err := f.manager(t).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	must(t, err)
 	t.Cleanup(func() { l.Close() })
 }
@@ -749,7 +749,7 @@ func (m *probing) LockForRewrite(ctx context.Context) (io.Closer, error) {
 }
 
 func (m *probing) probe() {
-	l, err := m.f.manager(m.t).AcquireRunLock()
+	l, err := m.f.manager(m.t).AcquireRunLock(m.t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	if err == nil {
 		l.Close()
 	}
@@ -794,7 +794,7 @@ func TestNoContainerStartsWhileRewriting(t *testing.T) {
 				t.Errorf("%v: probe %d: %v does not say why", args, i, err)
 			}
 		}
-		l, err := f.manager(t).AcquireRunLock()
+		l, err := f.manager(t).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 		if err != nil {
 			t.Fatalf("%v: a container cannot start after the tool is done: %v", args, err)
 		}

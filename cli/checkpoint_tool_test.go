@@ -496,7 +496,7 @@ func toolCheckpointP1(t *testing.T, e *toolEnv) func() {
 // of its run-lock group.
 func toolHoldKafkaLock(t *testing.T, e *toolEnv) func() {
 	t.Helper()
-	l, err := e.kafkaManager(t).AcquireRunLock(t.Context())
+	l, err := e.kafkaManager(t).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func toolHoldKafkaLock(t *testing.T, e *toolEnv) func() {
 
 func toolHoldFSLock(t *testing.T, e *toolEnv) func() {
 	t.Helper()
-	l, err := e.fsManager(t).AcquireRunLock()
+	l, err := e.fsManager(t).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -18,16 +17,6 @@ import (
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
-
-// runLocker is implemented by checkpoint managers that mark a job as running, so the
-// checkpoint tool refuses to rewrite checkpoints under it.
-type runLocker interface {
-	AcquireRunLock() (io.Closer, error)
-}
-
-type runLockerCtx interface {
-	AcquireRunLock(ctx context.Context) (io.Closer, error)
-}
 
 // Run runs the container until ctx is done (a clean stop: exit code 0), a task asks to
 // shut down, --exit-when-caught-up is satisfied, or something fails. It returns nil
@@ -84,7 +73,7 @@ type run struct {
 	log       *slog.Logger
 	started   []system.System
 	meta      map[system.SystemStreamPartition]system.PartitionMetadata
-	runLock   io.Closer
+	runLock   checkpoint.RunLock // nil without a checkpoint.RunLocker
 	cpmOpen   bool
 	looping   bool // the control loop was entered: start-up is over
 	env       *coreEnv
@@ -183,15 +172,12 @@ func (r *run) run(ctx context.Context) error {
 			return fmt.Errorf("start checkpoint manager: %w", err)
 		}
 		r.cpmOpen = true
-		var err error
-		switch l := c.cpm.(type) {
-		case runLocker:
-			r.runLock, err = l.AcquireRunLock()
-		case runLockerCtx:
-			r.runLock, err = l.AcquireRunLock(ctx)
-		}
-		if err != nil {
-			return fmt.Errorf("mark the job as running: %w", err)
+		if l, ok := c.cpm.(checkpoint.RunLocker); ok {
+			lock, err := l.AcquireRunLock(ctx, checkpoint.Container{ID: c.opts.ContainerID, Count: c.jc.ContainerCount})
+			if err != nil {
+				return fmt.Errorf("mark the job as running: %w", err)
+			}
+			r.runLock = lock
 		}
 	}
 	r.listeners.Store(&[]sysListener{})
@@ -573,6 +559,10 @@ func (r *run) loop(ctx context.Context) error {
 	}
 	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx) })
 
+	var lost <-chan struct{} // nil (never) without a run lock
+	if r.runLock != nil {
+		lost = r.runLock.Lost()
+	}
 	var status <-chan time.Time
 	if r.c.opts.StatusInterval > 0 {
 		tk := time.NewTicker(r.c.opts.StatusInterval)
@@ -600,6 +590,8 @@ func (r *run) loop(ctx context.Context) error {
 			reason = "signal"
 		case err := <-r.failures:
 			failure = err
+		case <-lost:
+			failure = fmt.Errorf("lost the run lock: %w", r.runLock.Err())
 		case e := <-r.events:
 			if _, ok := r.tasks[e.task]; !ok && e.task != "" && e.kind != evRetired {
 				continue // from a task removed since

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // status writes the periodic progress line: throughput, lag of the tasks still
-// catching up, and the time of the last checkpoint.
+// catching up, the time of the last checkpoint, and the job's containers that do not
+// hold their run lock (peers_missing: their tasks are not processed).
 type status struct {
 	r        *run
 	lastAt   time.Time
@@ -41,6 +43,11 @@ func (s *status) report(ctx context.Context) {
 			attrs = append(attrs, "lag_by_task", lags)
 		}
 	}
+	if missing, err := s.missingPeers(ctx); err != nil {
+		attrs = append(attrs, "peers", "unknown: "+err.Error())
+	} else if missing != "" {
+		attrs = append(attrs, "peers_missing", missing)
+	}
 	if st.LastCheckpoint.IsZero() {
 		attrs = append(attrs, "last_checkpoint", "none yet")
 	} else {
@@ -48,6 +55,28 @@ func (s *status) report(ctx context.Context) {
 			"checkpoint_age", now.Sub(st.LastCheckpoint).Round(100*time.Millisecond).String())
 	}
 	s.r.log.Info("status", attrs...)
+}
+
+// missingPeers returns the ids of the job's other containers that do not hold their
+// run lock, as "1,2", or "" when none is missing (or the run lock cannot tell).
+func (s *status) missingPeers(ctx context.Context) (string, error) {
+	n := s.r.c.jc.ContainerCount
+	if s.r.runLock == nil || n < 2 {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	live, err := s.r.runLock.Peers(ctx)
+	if err != nil {
+		return "", err
+	}
+	var missing []string
+	for id := range n {
+		if !slices.Contains(live, id) {
+			missing = append(missing, strconv.Itoa(id))
+		}
+	}
+	return strings.Join(missing, ","), nil
 }
 
 // lags returns the tasks that are behind, most behind first, and the total lag.

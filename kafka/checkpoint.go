@@ -51,8 +51,8 @@ const maxTopicLen = 249
 // CheckpointManager stores checkpoints in a compacted, single-partition Kafka topic,
 // one record per task per commit, keyed by the task name; see
 // docs/checkpoint-format.md for the byte format. It implements checkpoint.Manager,
-// checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker and
-// checkpoint.AtomicWriter (WriteAll: one transaction) and is safe for concurrent use.
+// checkpoint.Lister, checkpoint.Deleter, checkpoint.RunLocker, checkpoint.RewriteLocker
+// and checkpoint.AtomicWriter (WriteAll: one transaction) and is safe for concurrent use.
 //
 // Start reads the whole topic once, from its log start to the end offset it had at
 // Start, committed records only (waiting for open transactions to end); the last

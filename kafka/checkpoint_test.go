@@ -92,6 +92,13 @@ func TestCheckpointConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Fence: func(t *testing.T, c checkpoint.Container) {
+				m, err := open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fenceContainer(t, m.(*CheckpointManager), c)
+			},
 		}
 	})
 }
@@ -492,13 +499,13 @@ func TestRunLock(t *testing.T) {
 	if err := m.CheckNotRunning(ctx); err != nil {
 		t.Fatalf("CheckNotRunning with no containers = %v", err)
 	}
-	l1, err := m.AcquireRunLock(ctx)
+	l1, err := m.AcquireRunLock(ctx, checkpoint.Container{ID: 0, Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l1.Close()
 	m2, _ := startManager(t, seeds, "locked", map[string]string{"job.id": "2"})
-	l2, err := m2.AcquireRunLock(ctx)
+	l2, err := m2.AcquireRunLock(ctx, checkpoint.Container{ID: 1, Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,8 +81,10 @@
 // __samza_checkpoint_<job.name>_<job.id> unless task.checkpoint.topic says otherwise,
 // one record per task per commit keyed by the task name. docs/checkpoint-format.md
 // describes the bytes, the topic's configuration and how it is read. Running
-// containers hold a run lock (AcquireRunLock); the checkpoint tool holds the rewrite
-// lock (LockForRewrite) while it writes, and each refuses while the other is held.
+// containers hold a run lock (AcquireRunLock: static membership of the job's run-lock
+// group, so that two processes never run one container); the checkpoint tool holds
+// the rewrite lock (LockForRewrite) while it writes, and each refuses while the other
+// is held.
 //
 // Tests can start a broker with package kafka/kafkatest.
 package kafka

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -105,7 +106,7 @@ func useEveryClient(t *testing.T, s *System, cfg config.Config) {
 	if err := m.Start(ctx); err != nil {
 		t.Fatalf("checkpoint Start: %v", err)
 	}
-	lock, err := m.AcquireRunLock(ctx)
+	lock, err := m.AcquireRunLock(ctx, checkpoint.Container{ID: 0, Count: 1})
 	if err != nil {
 		t.Fatalf("AcquireRunLock: %v", err)
 	}

@@ -3,6 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +29,7 @@ func TestRewriteLockExcludesContainers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LockForRewrite with no container: %v", err)
 	}
-	_, err = container.AcquireRunLock(ctx)
+	_, err = container.AcquireRunLock(ctx, checkpoint.Container{ID: 0, Count: 2})
 	if !errors.Is(err, checkpoint.ErrRewriting) {
 		t.Fatalf("AcquireRunLock while the tool writes = %v, want ErrRewriting", err)
 	}
@@ -40,7 +45,7 @@ func TestRewriteLockExcludesContainers(t *testing.T) {
 	// The tool has left: the container starts.
 	var l interface{ Close() error }
 	for {
-		l, err = container.AcquireRunLock(ctx)
+		l, err = container.AcquireRunLock(ctx, checkpoint.Container{ID: 0, Count: 2})
 		if err == nil {
 			break
 		}
@@ -59,7 +64,7 @@ func TestRewriteLockExcludesContainers(t *testing.T) {
 	}
 	contains(t, err.Error(), "is running", "1 member(s)")
 	second, _ := startManager(t, seeds, "rewritten", nil)
-	l2, err := second.AcquireRunLock(ctx)
+	l2, err := second.AcquireRunLock(ctx, checkpoint.Container{ID: 1, Count: 2})
 	if err != nil {
 		t.Fatalf("a container starting after the refused tool: %v", err)
 	}
@@ -98,7 +103,7 @@ func TestRunLockReadsCheckpointsWrittenSinceStart(t *testing.T) {
 	if got, _ := container.Read(ctx, "Partition 0"); !got.Equal(cp(sspA, "1")) {
 		t.Fatalf("before the run lock, Read = %v, want Start's snapshot", got.Offsets)
 	}
-	l, err := container.AcquireRunLock(ctx)
+	l, err := container.AcquireRunLock(ctx, checkpoint.Container{ID: 0, Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +122,172 @@ func TestRunLockReadsCheckpointsWrittenSinceStart(t *testing.T) {
 		t.Errorf("Tasks = %q, %v; want Partition 0 and 2", tasks, err)
 	}
 	contains(t, logs.String(), "read the checkpoint records written since start", "records=3")
+}
+
+// fenceContainer makes a member that claims to have taken container c's lock long
+// ago join m's run-lock group with c's instance id, as a process that started first
+// and takes its id back does; it leaves at the end of the test.
+func fenceContainer(t *testing.T, m *CheckpointManager, c checkpoint.Container) {
+	t.Helper()
+	old := member{nonce: "fencer", container: c.ID, pid: 1, since: time.UnixMilli(946684800000), host: "fencer-host", known: true}
+	instance := m.RunLockInstanceID(c.ID)
+	l, err := m.joinRunLockGroup(old.clientID(), &instance, c, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.acquire(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+}
+
+// crash stops l's member as a killed process would: no leave, no more heartbeats.
+func crash(l *runLock) {
+	l.cancel()
+	<-l.done
+	l.cl.Close()
+}
+
+// TestRunLockRestartAfterCrash: a container killed without a clean stop stays listed
+// until its session times out, but the same container started again runs after
+// RunLockProbe, not after the session timeout: nobody takes the instance id back.
+func TestRunLockRestartAfterCrash(t *testing.T) {
+	_, seeds := cluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c := checkpoint.Container{ID: 1, Count: 2}
+	first, _ := startManager(t, seeds, "crashed", nil)
+	l, err := first.AcquireRunLock(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash(l.(*runLock))
+
+	again, logs := startManager(t, seeds, "crashed", nil)
+	start := time.Now()
+	l2, err := again.AcquireRunLock(ctx, c)
+	if err != nil {
+		t.Fatalf("restart after a crash: %v", err)
+	}
+	defer l2.Close()
+	took := time.Since(start)
+	if took < RunLockProbe || took >= RunLockSessionTimeout/2 {
+		t.Errorf("the restart took %v, want from RunLockProbe (%v) to well under the session timeout (%v)", took, RunLockProbe, RunLockSessionTimeout)
+	}
+	contains(t, logs.String(), "listed as running", "waiting for it to take its instance id back", "process "+strconv.Itoa(os.Getpid()))
+	peers, err := l2.Peers(ctx)
+	if err != nil || !slices.Equal(peers, []int{1}) {
+		t.Errorf("Peers = %v, %v; want [1]", peers, err)
+	}
+	// It stays held: the dead member does not come back.
+	time.Sleep(3 * RunLockHeartbeat)
+	select {
+	case <-l2.Lost():
+		t.Fatalf("the restarted container lost its lock: %v", l2.Err())
+	default:
+	}
+}
+
+// TestRunLockSimultaneousStarts: three processes start the same container at once.
+// Exactly one keeps the lock; each other one is refused, or loses the lock it got,
+// naming the process that took it over.
+func TestRunLockSimultaneousStarts(t *testing.T) {
+	_, seeds := cluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c := checkpoint.Container{ID: 0, Count: 1}
+	type result struct {
+		l   checkpoint.RunLock
+		err error
+	}
+	results := make(chan result, 3)
+	for range 3 {
+		m, _ := startManager(t, seeds, "thrice", nil)
+		go func() {
+			l, err := m.AcquireRunLock(ctx, c)
+			results <- result{l, err}
+		}()
+	}
+	var held []*runLock
+	for range 3 {
+		r := <-results
+		switch {
+		case r.err == nil:
+			defer r.l.Close()
+			held = append(held, r.l.(*runLock))
+		case !errors.Is(r.err, checkpoint.ErrContainerRunning):
+			t.Fatalf("AcquireRunLock = %v, want success or ErrContainerRunning", r.err)
+		}
+	}
+	if len(held) == 0 {
+		t.Fatal("every start was refused")
+	}
+	// Those that got a lock settle within a few heartbeats.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var alive []*runLock
+		for _, l := range held {
+			if l.Err() == nil {
+				alive = append(alive, l)
+			} else if !errors.Is(l.Err(), checkpoint.ErrFenced) || !strings.Contains(l.Err().Error(), "was taken over by process") {
+				t.Errorf("a lost lock's Err = %v, want ErrFenced naming the process", l.Err())
+			}
+		}
+		if len(alive) == 1 {
+			// It is the group's member for the container, and stays so.
+			time.Sleep(5 * RunLockHeartbeat)
+			if err := alive[0].Err(); err != nil {
+				t.Fatalf("the last lock was lost too: %v", err)
+			}
+			holder, held, err := instanceHolder(ctx, alive[0].adm, alive[0].group, *alive[0].instance, "")
+			if err != nil || !held || holder.nonce != alive[0].self.nonce {
+				t.Fatalf("the group's holder of the instance id is %+v (%v, %v), want the last lock's member %+v", holder, held, err, alive[0].self)
+			}
+			return
+		}
+		if len(alive) == 0 {
+			t.Fatal("every lock was lost")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d locks still held after 5 s", len(alive))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunLockRestartAfterKillOnSameHost: a container listed as running by a process
+// of this host that no longer exists (killed, then restarted here) is not waited for.
+func TestRunLockRestartAfterKillOnSameHost(t *testing.T) {
+	_, seeds := cluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	exited := exec.Command(os.Args[0], "-test.run=^$")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	c := checkpoint.Container{ID: 0, Count: 1}
+	first, _ := startManager(t, seeds, "killed", nil)
+	dead := newMember(c.ID)
+	dead.pid = exited.Process.Pid
+	instance := first.RunLockInstanceID(c.ID)
+	l, err := first.joinRunLockGroup(dead.clientID(), &instance, c, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.waitListed(ctx, first.adm, l); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+
+	again, logs := startManager(t, seeds, "killed", nil)
+	start := time.Now()
+	l2, err := again.AcquireRunLock(ctx, c)
+	if err != nil {
+		t.Fatalf("restart after a kill: %v", err)
+	}
+	defer l2.Close()
+	if took := time.Since(start); took >= RunLockProbe {
+		t.Errorf("the restart took %v: it waited for a process that has exited", took)
+	}
+	contains(t, logs.String(), "a process of this host that has exited", "process "+strconv.Itoa(dead.pid))
 }

@@ -25,16 +25,30 @@
 // it is given, reports each, and stores nothing when it refuses one (a task named
 // twice, an empty offset). (That an interrupted WriteAll is all or nothing needs a
 // killed process; each manager tests it in its own way.)
+//
+// For managers that implement checkpoint.RunLocker: a second run lock of the same
+// container is refused with checkpoint.ErrContainerRunning, naming the holder's
+// process, and the holder keeps its lock; containers with other ids hold theirs
+// together; Peers lists the containers holding their lock, and closing a lock
+// releases it at once; an id outside 0..Count-1 is an error; with
+// checkpoint.RewriteLocker too, a rewrite lock and run locks exclude each other; and,
+// when the harness can fence (Harness.Fence), a fenced lock is lost with
+// checkpoint.ErrFenced. (That a killed process releases its lock needs a killed
+// process; each manager tests it in its own way.)
 package checkpointtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/system"
@@ -51,6 +65,12 @@ type Harness struct {
 	// wrapping checkpoint.ErrCorrupt (and not ErrNoCheckpoint), and other tasks to
 	// read as before.
 	Corrupt func(t *testing.T, task string)
+	// Fence, if set, makes another process take container c over, the way the
+	// manager's fencing does, while this one holds c's run lock (see
+	// checkpoint.RunLock.Lost). The suite then expects the lock to be lost, with an
+	// error wrapping checkpoint.ErrFenced. Leave it nil for managers that never lose
+	// a lock.
+	Fence func(t *testing.T, c checkpoint.Container)
 }
 
 // Run runs the suite. newHarness is called once per subtest and must return a harness
@@ -77,6 +97,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Corrupt", testCorrupt},
 		{"Delete", testDelete},
 		{"WriteAll", testWriteAll},
+		{"RunLockSameContainer", testRunLockSameContainer},
+		{"RunLockPeers", testRunLockPeers},
+		{"RunLockRewrite", testRunLockRewrite},
+		{"RunLockFenced", testRunLockFenced},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,4 +553,178 @@ func testWriteAll(t *testing.T, h Harness) {
 	m = reopen(t, h, m)
 	check(m)
 	expectNone(t, m, "Partition 9")
+}
+
+// runLocker opens and starts a manager, and returns it as a checkpoint.RunLocker; it
+// skips the test for managers that are not.
+func runLocker(t *testing.T, h Harness) checkpoint.RunLocker {
+	t.Helper()
+	m := open(t, h)
+	rl, ok := m.Manager.(checkpoint.RunLocker)
+	if !ok {
+		t.Skip("the manager does not implement checkpoint.RunLocker")
+	}
+	return rl
+}
+
+// acquire takes c's run lock, which is closed at the end of the test.
+func acquire(t *testing.T, rl checkpoint.RunLocker, c checkpoint.Container) checkpoint.RunLock {
+	t.Helper()
+	l, err := rl.AcquireRunLock(t.Context(), c)
+	if err != nil {
+		t.Fatalf("AcquireRunLock(%+v): %v", c, err)
+	}
+	if l == nil {
+		t.Fatalf("AcquireRunLock(%+v) returned no lock and no error", c)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// expectHeld fails the test if l was lost.
+func expectHeld(t *testing.T, l checkpoint.RunLock, what string) {
+	t.Helper()
+	select {
+	case <-l.Lost():
+		t.Fatalf("%s: the lock was lost: %v", what, l.Err())
+	default:
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("%s: Err = %v while the lock is held", what, err)
+	}
+}
+
+func expectPeers(t *testing.T, l checkpoint.RunLock, want ...int) {
+	t.Helper()
+	got, err := l.Peers(t.Context())
+	if err != nil {
+		t.Fatalf("Peers: %v", err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Peers = %v, want %v", got, want)
+	}
+}
+
+func testRunLockSameContainer(t *testing.T, h Harness) {
+	first := runLocker(t, h)
+	c := checkpoint.Container{ID: 1, Count: 3}
+	l := acquire(t, first, c)
+
+	second := runLocker(t, h)
+	got, err := second.AcquireRunLock(t.Context(), c)
+	if err == nil {
+		got.Close()
+		t.Fatal("a second run lock of the same container was granted")
+	}
+	if !errors.Is(err, checkpoint.ErrContainerRunning) {
+		t.Fatalf("a second run lock of the same container: %v; want an error wrapping checkpoint.ErrContainerRunning", err)
+	}
+	for _, want := range []string{"container 1", fmt.Sprintf("process %d", os.Getpid())} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not name the holder (%q)", err, want)
+		}
+	}
+	// The refusal takes nothing from the holder.
+	expectHeld(t, l, "after a second process was refused")
+	expectPeers(t, l, 1)
+
+	// Ids outside 0..Count-1 are refused, whatever runs.
+	for _, bad := range []checkpoint.Container{{ID: 3, Count: 3}, {ID: -1, Count: 3}, {ID: 0, Count: 0}} {
+		if l, err := second.AcquireRunLock(t.Context(), bad); err == nil {
+			l.Close()
+			t.Errorf("AcquireRunLock(%+v) succeeded", bad)
+		} else if errors.Is(err, checkpoint.ErrContainerRunning) {
+			t.Errorf("AcquireRunLock(%+v) = %v, want an error about the id", bad, err)
+		}
+	}
+
+	// Once the holder closes its lock, the container can run again at once.
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	again := acquire(t, second, c)
+	expectHeld(t, again, "the lock taken after the holder closed its own")
+}
+
+func testRunLockPeers(t *testing.T, h Harness) {
+	a := acquire(t, runLocker(t, h), checkpoint.Container{ID: 0, Count: 3})
+	expectPeers(t, a, 0)
+	c := acquire(t, runLocker(t, h), checkpoint.Container{ID: 2, Count: 3})
+	expectPeers(t, a, 0, 2)
+	expectPeers(t, c, 0, 2)
+	expectHeld(t, a, "with a peer running")
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	expectPeers(t, a, 0)
+	b := acquire(t, runLocker(t, h), checkpoint.Container{ID: 1, Count: 3})
+	expectPeers(t, b, 0, 1)
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	expectPeers(t, b, 1)
+}
+
+func testRunLockRewrite(t *testing.T, h Harness) {
+	rl := runLocker(t, h)
+	m := open(t, h)
+	rw, ok := m.Manager.(checkpoint.RewriteLocker)
+	if !ok {
+		t.Skip("the manager does not implement checkpoint.RewriteLocker")
+	}
+	c := checkpoint.Container{ID: 0, Count: 2}
+	w, err := rw.LockForRewrite(t.Context())
+	if err != nil {
+		t.Fatalf("LockForRewrite with nothing running: %v", err)
+	}
+	if l, err := rl.AcquireRunLock(t.Context(), c); !errors.Is(err, checkpoint.ErrRewriting) {
+		if err == nil {
+			l.Close()
+		}
+		t.Fatalf("AcquireRunLock during a rewrite = %v, want an error wrapping checkpoint.ErrRewriting", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("closing the rewrite lock: %v", err)
+	}
+	l := acquire(t, rl, c)
+	if w, err := rw.LockForRewrite(t.Context()); !errors.Is(err, checkpoint.ErrJobRunning) {
+		if err == nil {
+			w.Close()
+		}
+		t.Fatalf("LockForRewrite while a container runs = %v, want an error wrapping checkpoint.ErrJobRunning", err)
+	}
+	expectHeld(t, l, "after a refused rewrite")
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	w, err = rw.LockForRewrite(t.Context())
+	if err != nil {
+		t.Fatalf("LockForRewrite once the container stopped: %v", err)
+	}
+	w.Close()
+}
+
+func testRunLockFenced(t *testing.T, h Harness) {
+	if h.Fence == nil {
+		t.Skip("the harness cannot fence a run lock")
+	}
+	c := checkpoint.Container{ID: 0, Count: 1}
+	l := acquire(t, runLocker(t, h), c)
+	h.Fence(t, c)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	select {
+	case <-l.Lost():
+	case <-ctx.Done():
+		t.Fatal("the lock of a fenced container was not lost within 30 s")
+	}
+	if err := l.Err(); !errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("Err of a fenced lock = %v, want an error wrapping checkpoint.ErrFenced", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close of a lost lock: %v", err)
+	}
 }

@@ -46,10 +46,15 @@
 // # Running jobs
 //
 // Every running container of a job holds a shared lock (flock) on
-// <esc(J)>-<esc(I)>.lock in the same directory, taken with Manager.AcquireRunLock.
-// The checkpoint tool holds the same lock exclusively while it validates and writes
-// (Manager.LockForRewrite), so it cannot take it while a container runs, and no
-// container can start while it writes. Manager.CheckNotRunning only checks.
+// <esc(J)>-<esc(I)>.lock in the same directory, and an exclusive one on its own
+// <esc(J)>-<esc(I)>-container-<N>.lock, which names its PID, host and start time;
+// both are taken with Manager.AcquireRunLock. A second process with the same
+// --container-id is refused, naming the first. The checkpoint tool holds the job's
+// lock exclusively while it validates and writes (Manager.LockForRewrite), so it
+// cannot take it while a container runs, and no container can start while it writes.
+// Manager.CheckNotRunning only checks. The kernel releases the locks of a process
+// that exits, however it exits. Where flock is not available (Windows), every lock
+// fails with an error saying so.
 package filesystem
 
 import (
@@ -114,8 +119,9 @@ const (
 )
 
 // Manager stores the checkpoints of one job in a directory. It implements
-// checkpoint.Manager, checkpoint.Lister, checkpoint.Deleter, checkpoint.RewriteLocker
-// and checkpoint.AtomicWriter, and is safe for concurrent use.
+// checkpoint.Manager, checkpoint.Lister, checkpoint.Deleter, checkpoint.RunLocker,
+// checkpoint.RewriteLocker and checkpoint.AtomicWriter, and is safe for concurrent
+// use.
 type Manager struct {
 	dir    string
 	job    string
@@ -134,6 +140,7 @@ var (
 	_ checkpoint.Lister        = (*Manager)(nil)
 	_ checkpoint.Deleter       = (*Manager)(nil)
 	_ checkpoint.RewriteLocker = (*Manager)(nil)
+	_ checkpoint.RunLocker     = (*Manager)(nil)
 	_ checkpoint.AtomicWriter  = (*Manager)(nil)
 )
 

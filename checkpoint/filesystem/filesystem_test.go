@@ -406,11 +406,11 @@ func TestRunLock(t *testing.T) {
 	}
 
 	// Two containers of the job share the lock.
-	l1, err := m.AcquireRunLock()
+	l1, err := m.AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := newManager(t, dir).AcquireRunLock()
+	l2, err := newManager(t, dir).AcquireRunLock(t.Context(), checkpoint.Container{ID: 1, Count: 2})
 	if err != nil {
 		t.Fatalf("second container's AcquireRunLock: %v", err)
 	}
@@ -444,7 +444,7 @@ func TestRunLock(t *testing.T) {
 		t.Fatalf("CheckNotRunning after every container stopped: %v", err)
 	}
 	// The check released its lock: a container can start again.
-	l3, err := m.AcquireRunLock()
+	l3, err := m.AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	if err != nil {
 		t.Fatalf("AcquireRunLock after a check: %v", err)
 	}

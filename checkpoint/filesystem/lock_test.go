@@ -22,7 +22,7 @@ func TestLockForRewrite(t *testing.T) {
 		t.Fatalf("LockForRewrite with no container: %v", err)
 	}
 
-	_, err = newManager(t, dir).AcquireRunLock()
+	_, err = newManager(t, dir).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 	if !errors.Is(err, checkpoint.ErrRewriting) || !strings.Contains(err.Error(), tool.LockPath()) {
 		t.Fatalf("AcquireRunLock while the tool writes = %v, want ErrRewriting naming %s", err, tool.LockPath())
 	}
@@ -36,7 +36,7 @@ func TestLockForRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := newManager(t, dir).AcquireRunLock()
+	l, err := newManager(t, dir).AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 2})
 	if err != nil {
 		t.Fatalf("AcquireRunLock after the tool is done: %v", err)
 	}
@@ -45,7 +45,7 @@ func TestLockForRewrite(t *testing.T) {
 		t.Fatalf("LockForRewrite while a container runs = %v, want ErrJobRunning only", err)
 	}
 	// The refused attempt holds nothing: another container still starts.
-	l2, err := newManager(t, dir).AcquireRunLock()
+	l2, err := newManager(t, dir).AcquireRunLock(t.Context(), checkpoint.Container{ID: 1, Count: 2})
 	if err != nil {
 		t.Fatalf("second container after a refused rewrite: %v", err)
 	}

@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/internal/atomicfile"
+	"github.com/sluice-streams/sluice/internal/flock"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -219,11 +219,11 @@ func TestRollForwardKeepsNewerCheckpoints(t *testing.T) {
 // test ends or release is called.
 func holdShared(t *testing.T, m *Manager) (release func()) {
 	t.Helper()
-	f, err := m.openLock()
+	f, err := m.openLock(m.LockPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := flock(f, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+	if err := flock.TryShared(f); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
@@ -266,7 +266,7 @@ func TestNoRecoveryWhileLocked(t *testing.T) {
 				}
 				defer l.Close()
 			case "AcquireRunLock":
-				l, err := m.AcquireRunLock()
+				l, err := m.AcquireRunLock(t.Context(), checkpoint.Container{ID: 0, Count: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
