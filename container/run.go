@@ -678,6 +678,10 @@ func (r *run) shutdown(ctx context.Context, failure error) error {
 		err       error // the task's own failure
 		commitErr error
 	}
+	fenced := errors.Is(failure, checkpoint.ErrFenced)
+	if fenced {
+		r.log.Warn("no final commit: another process took this container over, and its checkpoints must not be overwritten")
+	}
 	outcomes := make(chan outcome, len(r.tasks))
 	for name, tr := range r.tasks {
 		go func() {
@@ -691,6 +695,8 @@ func (r *run) shutdown(ctx context.Context, failure error) error {
 			t := tr.core
 			switch {
 			case !r.c.jc.CommitOnShutdown:
+			case fenced:
+				// Another process runs this container now: its checkpoints are its own.
 			case t.commitFailed || t.outputLost.Load():
 				// Its outputs may not all have been delivered: checkpointing it now
 				// could cover lost messages. It restarts from its last checkpoint.

@@ -171,4 +171,9 @@ func TestFencedContainerStops(t *testing.T) {
 	if !lock.closed.Load() {
 		t.Error("the lost lock was not closed")
 	}
+	// Its final commit would overwrite the checkpoints of the process that runs the
+	// container now.
+	if e.mgr.writes != 0 {
+		t.Errorf("a fenced container wrote %d checkpoints on its way out", e.mgr.writes)
+	}
 }
