@@ -25,6 +25,10 @@ const (
 	// RoleCheckpoint is every client of the Kafka checkpoint manager built on the
 	// system (reads, writes, the run and rewrite locks), connected as the producer is.
 	RoleCheckpoint Role = "checkpoint"
+	// RoleCoordinator is the client through which a container shares the job's tasks
+	// with the other containers (job.coordinator.factory=kafka), connected as the
+	// consumers are.
+	RoleCoordinator Role = "coordinator"
 )
 
 // An Option gives a Kafka system what its configuration keys cannot express: extra
