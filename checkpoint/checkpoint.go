@@ -93,14 +93,22 @@ type RewriteLocker interface {
 }
 
 // Container identifies one container of a job: the one started with --container-id
-// ID, of a job with job.container.count Count.
+// ID, of a job with job.container.count Count. A Dynamic container is one of a job
+// whose containers share its tasks through a group (job.coordinator.factory=kafka),
+// started without --container-id: the group keeps two containers from running one
+// task, so its run lock only marks the job as running (for the checkpoint tool), and
+// ID and Count are not used.
 type Container struct {
-	ID    int
-	Count int
+	ID      int
+	Count   int
+	Dynamic bool
 }
 
 // Validate reports an id outside 0..Count-1.
 func (c Container) Validate() error {
+	if c.Dynamic {
+		return nil
+	}
 	if c.Count < 1 || c.ID < 0 || c.ID >= c.Count {
 		return fmt.Errorf("checkpoint: container id %d is not one of 0..%d (job.container.count=%d)", c.ID, c.Count-1, c.Count)
 	}

@@ -120,6 +120,9 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context, c checkpoint.Con
 		return nil, err
 	}
 	defer done()
+	if c.Dynamic {
+		return m.acquireDynamic(ctx, adm)
+	}
 	instance := m.RunLockInstanceID(c.ID)
 	// Who holds the container now? When we cannot tell, look as if someone did.
 	prev, held, err := instanceHolder(ctx, adm, m.RunLockGroup(), instance, "")
@@ -176,6 +179,41 @@ func (m *CheckpointManager) AcquireRunLock(ctx context.Context, c checkpoint.Con
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := m.refreshSinceStart(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// acquireDynamic joins the run-lock group as a dynamic member: a container of a job
+// whose containers share its tasks through the task group, which keeps tasks from
+// running twice; the lock only marks the job as running for the checkpoint tool.
+func (m *CheckpointManager) acquireDynamic(ctx context.Context, adm *kadm.Client) (checkpoint.RunLock, error) {
+	self := newMember(-1)
+	l, err := m.joinRunLockGroup(self.clientID(), nil, checkpoint.Container{Dynamic: true}, self)
+	if err != nil {
+		return nil, err
+	}
+	others, err := m.waitListed(ctx, adm, l)
+	switch {
+	case ctx.Err() != nil:
+		l.Close()
+		return nil, ctx.Err()
+	case err != nil:
+		m.log.Warn("checkpoint: the group coordinator does not list this container in the job's run-lock group yet; starting anyway",
+			"group", m.RunLockGroup(), "err", err)
+	default:
+		if _, tools := splitMembers(others); tools > 0 {
+			l.Close()
+			return nil, fmt.Errorf("checkpoint: the checkpoint tool is rewriting the checkpoints of job %q (id %s); start the container again once it is done: %w",
+				m.job, m.jobID, checkpoint.ErrRewriting)
+		}
+	}
+	if err := l.acquire(); err != nil {
 		l.Close()
 		return nil, err
 	}

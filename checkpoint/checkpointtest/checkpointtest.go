@@ -101,6 +101,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RunLockPeers", testRunLockPeers},
 		{"RunLockRewrite", testRunLockRewrite},
 		{"RunLockFenced", testRunLockFenced},
+		{"RunLockDynamic", testRunLockDynamic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -727,4 +728,34 @@ func testRunLockFenced(t *testing.T, h Harness) {
 	if err := l.Close(); err != nil {
 		t.Errorf("Close of a lost lock: %v", err)
 	}
+}
+
+// testRunLockDynamic: containers without an id (job.coordinator.factory=kafka) hold run
+// locks side by side, and each marks the job as running for the checkpoint tool.
+func testRunLockDynamic(t *testing.T, h Harness) {
+	rl := runLocker(t, h)
+	m := open(t, h)
+	rw, ok := m.Manager.(checkpoint.RewriteLocker)
+	if !ok {
+		t.Skip("the manager does not implement checkpoint.RewriteLocker")
+	}
+	c := checkpoint.Container{Dynamic: true}
+	a := acquire(t, rl, c)
+	b := acquire(t, rl, c)
+	for _, l := range []checkpoint.RunLock{a, b} {
+		if w, err := rw.LockForRewrite(t.Context()); !errors.Is(err, checkpoint.ErrJobRunning) {
+			if err == nil {
+				w.Close()
+			}
+			t.Fatalf("LockForRewrite while a dynamic container runs = %v, want an error wrapping checkpoint.ErrJobRunning", err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	w, err := rw.LockForRewrite(t.Context())
+	if err != nil {
+		t.Fatalf("LockForRewrite once the dynamic containers stopped: %v", err)
+	}
+	w.Close()
 }

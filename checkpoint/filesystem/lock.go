@@ -68,6 +68,9 @@ func (m *Manager) AcquireRunLock(ctx context.Context, c checkpoint.Container) (c
 		}
 		return nil, m.lockErr(job.Name(), err)
 	}
+	if c.Dynamic {
+		return &runLock{m: m, c: c, files: []*os.File{job}}, nil
+	}
 	own, err := m.openLock(m.ContainerLockPath(c.ID))
 	if err != nil {
 		_ = job.Close()
