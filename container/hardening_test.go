@@ -514,7 +514,9 @@ type failingWindow struct {
 	fail func() error
 }
 
-func (w failingWindow) Window(context.Context, task.Collector, task.Coordinator) error { return w.fail() }
+func (w failingWindow) Window(context.Context, task.Collector, task.Coordinator) error {
+	return w.fail()
+}
 
 // TestIgnoredExceptionsCoverWindow: as in Samza, task.ignored.exceptions applies to
 // Window as well as Process.
