@@ -161,7 +161,7 @@ func (e *env) configErr(what string, err error) int {
 func (e *env) run(ctx context.Context, args []string) int {
 	fs, level := e.flags("run", "--config-path=PATH [--container-id=N] [--exit-when-caught-up] [--strict]")
 	path := fs.String("config-path", "", "the job's .properties file: a path or a file:// URL (required)")
-	id := fs.Int("container-id", 0, "this container's index, 0..job.container.count-1")
+	id := fs.Int("container-id", 0, "this container's index, 0..job.container.count-1; with job.coordinator.factory=kafka optional, a stable id that makes it a static member of the job's group")
 	caughtUp := fs.Bool("exit-when-caught-up", false, "stop, with a final commit, once every input partition reached the end offset it had at start")
 	strict := strictFlag(fs)
 	if code, stop := e.parse(fs, args); stop {
@@ -183,6 +183,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	opts := e.reg.containerOptions(log, *strict)
 	opts.ContainerID, opts.ExitWhenCaughtUp = *id, *caughtUp
+	fs.Visit(func(f *flag.Flag) { opts.ContainerIDSet = opts.ContainerIDSet || f.Name == "container-id" })
 	c, err := container.New(cfg, opts)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)

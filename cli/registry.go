@@ -161,10 +161,13 @@ func (r *registry) containerOptions(log *slog.Logger, strict bool) container.Opt
 		Tasks:       r.tasks,
 		Systems:     r.systems,
 		Checkpoints: r.checkpoints,
-		Aliases:     r.aliases,
-		Keys:        slices.Clone(r.keys),
-		Logger:      log,
-		Strict:      strict,
+		Coordinators: map[string]container.CoordinatorFactory{
+			job.KafkaCoordinator: kafkaCoordinator,
+		},
+		Aliases: r.aliases,
+		Keys:    slices.Clone(r.keys),
+		Logger:  log,
+		Strict:  strict,
 	}
 }
 

@@ -41,8 +41,16 @@ type CheckpointFactory func(jc *job.Config, systems map[string]system.System, lo
 
 // Options configures a container.
 type Options struct {
-	// ContainerID is this container's index in 0..job.container.count-1.
+	// ContainerID is this container's index in 0..job.container.count-1. With
+	// job.coordinator.factory=kafka it is optional (ContainerIDSet): given, it makes
+	// the container a static member of the job's task group, which keeps its tasks
+	// across a quick restart.
 	ContainerID int
+	// ContainerIDSet says ContainerID was given (--container-id).
+	ContainerIDSet bool
+	// Coordinators maps job.coordinator.factory values other than static (kafka) to
+	// their factories.
+	Coordinators map[string]CoordinatorFactory
 	// ExitWhenCaughtUp stops the container, with its final commit, once every input
 	// partition has reached the end offset it had when the container started.
 	ExitWhenCaughtUp bool
@@ -98,6 +106,7 @@ type Container struct {
 	def     task.Definition
 	systems map[string]system.System
 	cpm     checkpoint.Manager
+	coord   Coordinator // nil with the static assignment
 	// declared are the output streams the task declares (task.Definition.Outputs).
 	declared []system.SystemStream
 	log      *slog.Logger
@@ -124,7 +133,11 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	jc, err := job.ParseWithAliases(cfg, opts.Aliases)
 	var p config.Problems
 	p.AddErr(err)
-	if jc.ContainerCount >= 1 && (opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount) {
+	if jc.Coordinator == job.KafkaCoordinator {
+		if opts.ContainerIDSet && opts.ContainerID < 0 {
+			p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must not be negative")
+		}
+	} else if jc.ContainerCount >= 1 && (opts.ContainerID < 0 || opts.ContainerID >= jc.ContainerCount) {
 		p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must be in 0..%d (job.container.count=%d)", jc.ContainerCount-1, jc.ContainerCount)
 	}
 	def, known := opts.Tasks[jc.TaskClass]
@@ -176,6 +189,20 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 			m, err := f(jc, c.systems, c.log)
 			p.AddErr(err)
 			c.cpm = m
+		}
+	}
+	if jc.Coordinator == job.KafkaCoordinator && p.Err() == nil {
+		f, ok := opts.Coordinators[jc.Coordinator]
+		if !ok {
+			p.Add(job.KeyCoordinatorFactory, jc.Coordinator, "this program has no %s coordinator", jc.Coordinator)
+		} else {
+			id := ""
+			if opts.ContainerIDSet {
+				id = fmt.Sprint(opts.ContainerID)
+			}
+			co, err := f(jc, c.systems, id, c.log)
+			p.AddErr(err)
+			c.coord = co
 		}
 	}
 	if err := p.Err(); err != nil {

@@ -57,8 +57,21 @@ func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStrea
 	changes := changedCounts(partitionCounts(r.meta), partitionCounts(meta))
 	byPartition := taskPartitions(meta)
 	want := map[string][]system.SystemStreamPartition{}
-	for _, p := range r.assign.tasks(slices.Collect(maps.Keys(byPartition))) {
-		want[job.TaskName(p)] = byPartition[p]
+	if r.coord != nil {
+		// The group decides who runs the new tasks: tell it there are more; this
+		// container only restarts the tasks it runs whose partitions changed.
+		if err := r.coord.Grow(ctx, taskCount(meta)); err != nil {
+			r.log.Warn("task group: could not tell the group about the new tasks; it will be told at the next change", "error", err)
+		}
+		for name := range r.tasks {
+			var p int32
+			fmt.Sscanf(name, "Partition %d", &p)
+			want[name] = byPartition[p]
+		}
+	} else {
+		for _, p := range r.assign.tasks(slices.Collect(maps.Keys(byPartition))) {
+			want[job.TaskName(p)] = byPartition[p]
+		}
 	}
 	var add, restart, remove []string
 	for name, ssps := range want {
@@ -86,6 +99,9 @@ func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStrea
 		}
 	}
 	r.meta = meta
+	for _, ch := range changes {
+		r.readBefore[ch.Stream] = true // its new partitions are new: read from their oldest offset
+	}
 	r.log.Info("input partitions changed: adapting this container's tasks", "changes", (&PartitionsChangedError{Changes: changes}).describe(),
 		"add", strings.Join(add, ", "), "restart", strings.Join(restart, ", "), "remove", strings.Join(remove, ", "))
 	for _, name := range append(slices.Clone(restart), remove...) {
@@ -223,8 +239,19 @@ type refresher interface {
 // control loop hears of the end through evRetired; a failed removal fails the
 // container.
 func (r *run) retire(ctx context.Context, name, why string) error {
+	return r.retireWith(ctx, name, why, true, nil)
+}
+
+// retireWith is retire, with a final commit only when commit is set (a task lost to
+// another container is not committed), and done, if not nil, called once the task has
+// been removed, however that went.
+func (r *run) retireWith(ctx context.Context, name, why string, commit bool, done func()) error {
 	tr := r.tasks[name]
 	delete(r.tasks, name)
+	if r.retiringNow == nil {
+		r.retiringNow = map[string]bool{}
+	}
+	r.retiringNow[name] = true
 	r.setRoutes(nil, tr)
 	tr.halt()
 	if tr.box.isPaused() {
@@ -235,16 +262,23 @@ func (r *run) retire(ctx context.Context, name, why string) error {
 		bySys[ssp.System] = append(bySys[ssp.System], ssp)
 	}
 	for _, sys := range slices.Sorted(maps.Keys(bySys)) {
-		if err := r.consumers[sys].(system.PartitionChanger).RemovePartitions(bySys[sys]...); err != nil {
+		pc, ok := r.consumers[sys].(system.PartitionChanger)
+		if !ok {
+			return fmt.Errorf("task %s: the consumer of system %s cannot stop reading partitions while it runs", name, sys)
+		}
+		if err := pc.RemovePartitions(bySys[sys]...); err != nil {
 			return fmt.Errorf("task %s: stop reading %s: %w", name, sys, err)
 		}
 	}
 	commitCtx := context.WithoutCancel(ctx)
 	r.retiring.Go(func() {
+		if done != nil {
+			defer done()
+		}
 		<-tr.done
 		err := tr.err
 		t := tr.core
-		if !t.commitFailed && !t.outputLost.Load() {
+		if commit && !t.commitFailed && !t.outputLost.Load() {
 			cctx, cancel := context.WithTimeout(commitCtx, r.c.jc.ShutdownTimeout)
 			err = errors.Join(err, t.commit(cctx, "removed"))
 			cancel()

@@ -23,7 +23,7 @@ import (
 // after a clean stop.
 func (c *Container) Run(ctx context.Context) (err error) {
 	r := &run{c: c, log: c.log, events: make(chan event, 64), failures: make(chan error, 16), stop: make(chan struct{}),
-		tasks: map[string]*taskRunner{}, consumers: map[string]system.Consumer{}, assign: staticAssignment{count: c.jc.ContainerCount, id: c.opts.ContainerID}}
+		tasks: map[string]*taskRunner{}, consumers: map[string]system.Consumer{}, assign: staticAssignment{count: c.jc.ContainerCount, id: c.opts.ContainerID}, coord: c.coord}
 	r.route.Store(&routeTable{})
 	defer func() { err = errors.Join(err, r.close()) }()
 	err = r.run(ctx)
@@ -46,12 +46,14 @@ const (
 	evCaughtUp
 	evPartitions // the partition monitor found new input metadata
 	evRetired    // a removed task finished
+	evGroup      // the coordinator assigned, revoked or lost tasks
 )
 
 type event struct {
-	kind eventKind
-	task string
-	meta map[system.SystemStreamPartition]system.PartitionMetadata // evPartitions
+	kind  eventKind
+	task  string
+	meta  map[system.SystemStreamPartition]system.PartitionMetadata // evPartitions
+	group *groupChange                                              // evGroup
 }
 
 // routeTable maps each partition to the task that reads it. Dispatchers read the
@@ -85,6 +87,12 @@ type run struct {
 	readBefore map[system.SystemStream]bool
 	// restart holds removed tasks to add again (with new partitions) once retired.
 	restart map[string]bool
+	// retiringNow holds the tasks whose removal is finishing in the background.
+	retiringNow map[string]bool
+	// coord shares the job's tasks with its other containers (job.coordinator.factory=
+	// kafka); nil with the static assignment. assignedOnce is set once it assigned.
+	coord        Coordinator
+	assignedOnce bool
 
 	route     atomic.Pointer[routeTable]
 	listeners atomic.Pointer[[]sysListener]
@@ -160,9 +168,14 @@ func (r *run) run(ctx context.Context) error {
 	}
 	r.meta = meta
 	byPartition := taskPartitions(meta)
-	mine := r.assign.tasks(slices.Collect(maps.Keys(byPartition)))
-	r.log.Info("container starting", "job", c.jc.Name, "job_id", c.jc.ID, "container", c.opts.ContainerID,
-		"containers", c.jc.ContainerCount, "tasks", len(mine), "of_tasks", len(byPartition))
+	var mine []int32
+	if r.coord == nil {
+		mine = r.assign.tasks(slices.Collect(maps.Keys(byPartition)))
+		r.log.Info("container starting", "job", c.jc.Name, "job_id", c.jc.ID, "container", c.opts.ContainerID,
+			"containers", c.jc.ContainerCount, "tasks", len(mine), "of_tasks", len(byPartition))
+	} else {
+		r.log.Info("container starting; its tasks come from the job's task group", "job", c.jc.Name, "job_id", c.jc.ID, "of_tasks", len(byPartition))
+	}
 	if err := r.checkOutputs(ctx); err != nil {
 		return err
 	}
@@ -173,7 +186,7 @@ func (r *run) run(ctx context.Context) error {
 		}
 		r.cpmOpen = true
 		if l, ok := c.cpm.(checkpoint.RunLocker); ok {
-			lock, err := l.AcquireRunLock(ctx, checkpoint.Container{ID: c.opts.ContainerID, Count: c.jc.ContainerCount})
+			lock, err := l.AcquireRunLock(ctx, r.runLockIdentity())
 			if err != nil {
 				return fmt.Errorf("mark the job as running: %w", err)
 			}
@@ -209,11 +222,18 @@ func (r *run) run(ctx context.Context) error {
 		r.tasks[tr.core.name] = tr
 	}
 	// From now on every input stream counts as read: a partition found later is new.
+	// In a group, tasks come later, from containers that may not have read them yet.
 	r.readBefore = map[system.SystemStream]bool{}
-	for _, in := range c.jc.Inputs {
-		r.readBefore[in] = true
+	if r.coord != nil {
+		if r.readBefore, err = r.jobStreams(ctx); err != nil {
+			return err
+		}
+	} else {
+		for _, in := range c.jc.Inputs {
+			r.readBefore[in] = true
+		}
 	}
-	if len(r.tasks) == 0 {
+	if len(r.tasks) == 0 && r.coord == nil {
 		r.log.Warn("this container has no tasks: there are fewer input partitions than containers")
 		if c.opts.ExitWhenCaughtUp {
 			return nil
@@ -405,6 +425,10 @@ func (r *run) consumer(sys string) (cons system.Consumer, created bool, err erro
 	if err != nil {
 		return nil, false, fmt.Errorf("create consumer of system %s: %w", sys, err)
 	}
+	if _, ok := cons.(system.PartitionChanger); !ok && r.coord != nil {
+		cons.Close()
+		return nil, false, fmt.Errorf("system %s cannot be an input with job.coordinator.factory=%s: its consumer cannot add and remove partitions while it runs", sys, r.c.jc.Coordinator)
+	}
 	r.consumers[sys] = cons
 	if l, ok := cons.(system.CheckpointListener); ok {
 		ls := append(slices.Clone(*r.listeners.Load()), sysListener{sys: sys, l: l})
@@ -558,6 +582,12 @@ func (r *run) loop(ctx context.Context) error {
 		r.c.opts.Events.taskAdded(taskEvent(tr, "assigned at start"))
 	}
 	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx) })
+	var failure error
+	if r.coord != nil {
+		if err := r.coord.Start(ctx, taskCount(r.meta), r.coordinatorHandler()); err != nil {
+			failure = fmt.Errorf("join the job's task group: %w", err)
+		}
+	}
 
 	var lost <-chan struct{} // nil (never) without a run lock
 	if r.runLock != nil {
@@ -571,9 +601,11 @@ func (r *run) loop(ctx context.Context) error {
 	}
 	st := newStatus(r)
 	votes := map[string]bool{}
-	var failure error
 	reason := ""
 	allCaughtUp := func() bool {
+		if r.coord != nil && !r.assignedOnce {
+			return false // its tasks have not come yet
+		}
 		for name := range r.tasks {
 			if !caught[name] {
 				return false
@@ -617,7 +649,15 @@ func (r *run) loop(ctx context.Context) error {
 				if err := r.partitionsChanged(ctx, e.meta, votes, caught); err != nil {
 					failure = err
 				}
+			case evGroup:
+				if err := r.groupChanged(ctx, e.group, caught); err != nil {
+					failure = err
+				}
+				if r.c.opts.ExitWhenCaughtUp && allCaughtUp() {
+					reason = "every input partition reached the end offset it had at start (--exit-when-caught-up)"
+				}
 			case evRetired:
+				delete(r.retiringNow, e.task)
 				if r.restart[e.task] {
 					delete(r.restart, e.task)
 					if err := r.addTask(ctx, e.task, caught); err != nil {
@@ -859,6 +899,11 @@ func (r *run) close() error {
 			errs = append(errs, fmt.Errorf("close consumer of system %s: %w", sys, err))
 		}
 	}
+	if r.coord != nil {
+		if err := r.coord.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("leave the job's task group: %w", err))
+		}
+	}
 	if r.runLock != nil {
 		errs = append(errs, r.runLock.Close())
 	}
@@ -871,4 +916,16 @@ func (r *run) close() error {
 		errs = append(errs, r.started[i].Close())
 	}
 	return errors.Join(errs...)
+}
+
+// runLockIdentity is the container the run lock marks as running: the one of
+// --container-id, or, in a group without one, a dynamic container.
+func (r *run) runLockIdentity() checkpoint.Container {
+	switch {
+	case r.coord == nil:
+		return checkpoint.Container{ID: r.c.opts.ContainerID, Count: r.c.jc.ContainerCount}
+	case r.c.opts.ContainerIDSet:
+		return checkpoint.Container{ID: r.c.opts.ContainerID, Count: r.c.opts.ContainerID + 1}
+	}
+	return checkpoint.Container{Dynamic: true}
 }

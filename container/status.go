@@ -43,6 +43,16 @@ func (s *status) report(ctx context.Context) {
 			attrs = append(attrs, "lag_by_task", lags)
 		}
 	}
+	if co := s.r.coord; co != nil {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		gs, err := co.Status(gctx)
+		cancel()
+		if err != nil {
+			attrs = append(attrs, "group", "unknown: "+err.Error())
+		} else {
+			attrs = append(attrs, "group_generation", gs.Generation, "group_containers", gs.Containers, "group_tasks", gs.Tasks, "tasks_here", len(s.r.tasks))
+		}
+	}
 	if missing, err := s.missingPeers(ctx); err != nil {
 		attrs = append(attrs, "peers", "unknown: "+err.Error())
 	} else if missing != "" {

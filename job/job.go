@@ -53,8 +53,17 @@ const (
 	DefaultPartitionMonitorInterval = 5 * time.Second
 	// DefaultShutdownTimeout bounds a stop: in-flight messages and the final commit.
 	DefaultShutdownTimeout = 30 * time.Second
-	// StaticCoordinator is the only job.coordinator.factory.
+	// StaticCoordinator and KafkaCoordinator are the values of job.coordinator.factory.
 	StaticCoordinator = "static"
+	KafkaCoordinator  = "kafka"
+	// Keys of the kafka coordinator.
+	KeyCoordinatorSystem             = "job.coordinator.system"
+	KeyCoordinatorSessionTimeoutMs   = "job.coordinator.session.timeout.ms"
+	KeyCoordinatorRebalanceTimeoutMs = "job.coordinator.rebalance.timeout.ms"
+	KeyCoordinatorReplicationFactor  = "job.coordinator.replication.factor"
+	// Defaults of the kafka coordinator, chosen for fast failover.
+	DefaultCoordinatorSessionTimeout   = 10 * time.Second
+	DefaultCoordinatorRebalanceTimeout = 30 * time.Second
 	// GroupByPartition is the only job.systemstreampartition.grouper.factory.
 	GroupByPartition = "org.apache.samza.container.grouper.stream.GroupByPartitionFactory"
 )
@@ -149,6 +158,15 @@ type Config struct {
 	IgnoredErrors []string
 	// DeadLetter is task.dead.letter.stream: where skipped messages are sent, if set.
 	DeadLetter *system.SystemStream
+	// Coordinator is job.coordinator.factory: StaticCoordinator or KafkaCoordinator.
+	Coordinator string
+	// CoordinatorSystem is the Kafka system of the kafka coordinator's group
+	// (job.coordinator.system, else the checkpoint system, else job.default.system).
+	CoordinatorSystem string
+	// CoordinatorSessionTimeout and CoordinatorRebalanceTimeout are the group's.
+	CoordinatorSessionTimeout, CoordinatorRebalanceTimeout time.Duration
+	// CoordinatorReplicationFactor is the task topic's, when created.
+	CoordinatorReplicationFactor int
 	// ShutdownTimeout is task.shutdown.ms: how long a stop (or the removal of a task)
 	// waits for in-flight messages and the final commit.
 	ShutdownTimeout time.Duration
@@ -189,8 +207,12 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 		p.Add(KeyJobName, "", "is required (the job's name, used in checkpoint names)")
 	}
 	c.ID = cfg.GetOr(KeyJobID, cfg.GetOr(KeyAppID, DefaultJobID))
-	if v := cfg.GetOr(KeyCoordinatorFactory, StaticCoordinator); !strings.EqualFold(v, StaticCoordinator) {
-		p.Add(KeyCoordinatorFactory, v, "only %s is supported in this version of Sluice: containers share the job by %s and --container-id", StaticCoordinator, KeyContainerCount)
+	switch v := strings.ToLower(cfg.GetOr(KeyCoordinatorFactory, StaticCoordinator)); v {
+	case StaticCoordinator, KafkaCoordinator:
+		c.Coordinator = v
+	default:
+		p.Add(KeyCoordinatorFactory, cfg.GetOr(KeyCoordinatorFactory, ""), "must be %s (containers share the job by %s and --container-id) or %s (they share its tasks through a Kafka consumer group); Samza's ZooKeeper and passthrough coordinators are not supported",
+			StaticCoordinator, KeyContainerCount, KafkaCoordinator)
 	}
 	if v := cfg.GetOr(KeyGrouperFactory, GroupByPartition); v != GroupByPartition {
 		p.Add(KeyGrouperFactory, v, "only %s is supported: task \"Partition N\" reads partition N of every input", GroupByPartition)
@@ -311,6 +333,7 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 		}
 	}
 
+	c.parseCoordinator(&p)
 	c.validateOffsetKeys(&p)
 	return c, p.Err()
 }
@@ -407,3 +430,49 @@ func (c *Config) InputStreams(sys string) []string {
 
 // TaskName is the name of the task for partition n ("Partition n").
 func TaskName(partition int32) string { return fmt.Sprintf("Partition %d", partition) }
+
+// parseCoordinator reads the kafka coordinator's keys.
+func (c *Config) parseCoordinator(p *config.Problems) {
+	cfg := c.Raw
+	var err error
+	c.CoordinatorSessionTimeout, err = cfg.Millis(KeyCoordinatorSessionTimeoutMs, DefaultCoordinatorSessionTimeout)
+	p.AddErr(err)
+	c.CoordinatorRebalanceTimeout, err = cfg.Millis(KeyCoordinatorRebalanceTimeoutMs, DefaultCoordinatorRebalanceTimeout)
+	p.AddErr(err)
+	rf, err := cfg.Int(KeyCoordinatorReplicationFactor, 3)
+	p.AddErr(err)
+	c.CoordinatorReplicationFactor = int(rf)
+	if c.Coordinator != KafkaCoordinator {
+		return
+	}
+	if c.CoordinatorSessionTimeout <= 0 {
+		p.Add(KeyCoordinatorSessionTimeoutMs, cfg.GetOr(KeyCoordinatorSessionTimeoutMs, ""), "must be positive")
+	}
+	if c.CoordinatorRebalanceTimeout <= 0 {
+		p.Add(KeyCoordinatorRebalanceTimeoutMs, cfg.GetOr(KeyCoordinatorRebalanceTimeoutMs, ""), "must be positive")
+	}
+	if rf < 1 || rf > 32767 {
+		p.Add(KeyCoordinatorReplicationFactor, fmt.Sprint(rf), "must be 1..32767")
+	}
+	c.CoordinatorSystem = cfg.GetOr(KeyCoordinatorSystem, "")
+	key := KeyCoordinatorSystem
+	if c.CoordinatorSystem == "" {
+		key = KeyCheckpointSystem
+		c.CoordinatorSystem = c.CheckpointSystem
+	}
+	if c.CoordinatorSystem == "" {
+		key = KeyDefaultSystem
+		c.CoordinatorSystem = c.DefaultSystem
+	}
+	switch f, ok := c.SystemFactories[c.CoordinatorSystem]; {
+	case c.CoordinatorSystem == "":
+		p.Add(KeyCoordinatorSystem, "", "is required by job.coordinator.factory=kafka (or use the kafka checkpoint manager, or set %s)", KeyDefaultSystem)
+	case !ok:
+		p.Add(key, c.CoordinatorSystem, "names a system with no systems.%s.samza.factory", c.CoordinatorSystem)
+	case f != "kafka":
+		p.Add(key, c.CoordinatorSystem, "job.coordinator.factory=kafka needs a kafka system for its group, not %s", f)
+	}
+	if cfg.Has(KeyContainerCount) {
+		p.Add(KeyContainerCount, cfg.GetOr(KeyContainerCount, ""), "does not apply with job.coordinator.factory=kafka: the group shares the tasks among however many containers run")
+	}
+}

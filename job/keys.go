@@ -77,8 +77,10 @@ var registry = []Key{
 
 	// Samza keys with no meaning in Sluice.
 	{Pattern: "job.factory.class", Status: Ignored, Note: "a Sluice container is a `sluice run` process"},
-	{Pattern: "job.coordinator.system", Status: Ignored, Note: "Sluice has no coordinator stream"},
-	{Pattern: "job.coordinator.replication.factor", Status: Ignored, Note: "Sluice has no coordinator stream"},
+	{Pattern: KeyCoordinatorSystem},
+	{Pattern: KeyCoordinatorReplicationFactor},
+	{Pattern: KeyCoordinatorSessionTimeoutMs},
+	{Pattern: KeyCoordinatorRebalanceTimeoutMs},
 	{Pattern: "job.coordinator.segment.bytes", Status: Ignored, Note: "Sluice has no coordinator stream"},
 	{Pattern: "job.config.loader.factory", Status: Ignored, Note: "Sluice reads the file given by --config-path"},
 	{Pattern: "job.config.loader.properties.path", Status: Ignored, Note: "Sluice reads the file given by --config-path"},

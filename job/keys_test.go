@@ -110,7 +110,7 @@ func TestCheckKeysLeavesATasksOwnKeysAloneWhenItDeclaresNone(t *testing.T) {
 func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *testing.T) {
 	c := load(t, strings.Join([]string{
 		"job.factory.class=org.apache.samza.job.local.ProcessJobFactory",
-		"job.coordinator.system=kafka",
+		"job.coordinator.segment.bytes=1000",
 		"task.opts=-Xmx1g",
 		"serializers.registry.json.class=org.apache.samza.serializers.JsonSerdeFactory",
 		"systems.kafka.samza.msg.serde=json",
@@ -124,7 +124,7 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 	}, "\n"))
 	r := job.CheckKeys(c, nil, nil)
 	ignored := messages(r.Ignored)
-	for _, key := range []string{"job.factory.class", "job.coordinator.system", "task.opts", "serializers.registry.json.class",
+	for _, key := range []string{"job.factory.class", "job.coordinator.segment.bytes", "task.opts", "serializers.registry.json.class",
 		"systems.kafka.samza.msg.serde", "systems.kafka.streams.Page.Views.samza.key.serde", "metrics.reporters",
 		"metrics.reporter.snapshot.class", "yarn.container.memory.mb"} {
 		if !strings.Contains(ignored[key], "a Samza key Sluice ignores") {
@@ -239,12 +239,12 @@ func TestEveryKeyTheCodeReadsIsKnown(t *testing.T) {
 	}
 }
 
-func TestOnlyTheStaticCoordinatorAndGroupByPartition(t *testing.T) {
+func TestCoordinatorsAndGrouper(t *testing.T) {
 	base := map[string]string{"job.name": "j", "task.class": "x", "task.inputs": "mem.a", "systems.mem.samza.factory": "inmem"}
 	for _, tt := range []struct{ key, value, want string }{
-		{"job.coordinator.factory", "kafka", "job.coordinator.factory=kafka: only static is supported in this version"},
-		{"job.coordinator.factory", "org.apache.samza.standalone.PassthroughJobCoordinatorFactory", "only static is supported"},
-		{"job.coordinator.factory", "org.apache.samza.zk.ZkJobCoordinatorFactory", "only static is supported"},
+		{"job.coordinator.factory", "kafka", "job.coordinator.system: is required by job.coordinator.factory=kafka"},
+		{"job.coordinator.factory", "org.apache.samza.standalone.PassthroughJobCoordinatorFactory", "Samza's ZooKeeper and passthrough coordinators are not supported"},
+		{"job.coordinator.factory", "org.apache.samza.zk.ZkJobCoordinatorFactory", "Samza's ZooKeeper and passthrough coordinators are not supported"},
 		{"job.coordinator.factory", "static", ""},
 		{"job.systemstreampartition.grouper.factory", "org.apache.samza.container.grouper.stream.GroupBySystemStreamPartitionFactory", "only org.apache.samza.container.grouper.stream.GroupByPartitionFactory is supported"},
 		{"job.systemstreampartition.grouper.factory", "org.apache.samza.container.grouper.stream.GroupByPartitionFactory", ""},
