@@ -143,3 +143,83 @@ func TestGroupScaleOutAndFailover(t *testing.T) {
 		t.Errorf("a rerun after a clean stop processed %d messages again", after-len(out))
 	}
 }
+
+// TestGroupRefusesOtherSettingsAndDuplicateIDs: a container whose inputs differ from
+// the group's is refused, naming the difference; a second container with the same
+// --container-id is refused, naming the one that runs.
+func TestGroupRefusesOtherSettingsAndDuplicateIDs(t *testing.T) {
+	_, seeds := cluster(t)
+	createTopics(t, seeds, 4, "in", "out", "more")
+	cfg := groupConfig(t, seeds, "refuse")
+	first := start(t, "run", "--config-path="+cfg, "--container-id=1")
+	waitLog(t, first, 30*time.Second, "task group: this container gained tasks")
+
+	other := start(t, "run", "--config-path="+groupConfig(t, seeds, "refuse", "task.inputs=kafka.in,kafka.more"))
+	if code := other.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("a container with other inputs exited %d, want 1:\n%s", code, tail(other.stderr.String(), 10))
+	}
+	if lines := grep(other.stderr.String(), "refused this container", `task.inputs is \"kafka.in,kafka.more\" in this container but \"kafka.in\" in the group`); len(lines) == 0 {
+		t.Errorf("the refusal does not name the difference:\n%s", tail(other.stderr.String(), 10))
+	}
+
+	dup := start(t, "run", "--config-path="+cfg, "--container-id=1")
+	if code := dup.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("a duplicate --container-id exited %d, want 1:\n%s", code, tail(dup.stderr.String(), 10))
+	}
+	if lines := grep(dup.stderr.String(), "already running"); len(lines) == 0 {
+		t.Errorf("the duplicate's refusal does not name the running container:\n%s", tail(dup.stderr.String(), 10))
+	}
+	select {
+	case <-first.done:
+		t.Fatalf("the running container stopped:\n%s", tail(first.stderr.String(), 10))
+	default:
+	}
+}
+
+// TestGroupZombieStopsItsLostTasks freezes a container (SIGSTOP) beyond its session:
+// the other takes its tasks. Continued (SIGCONT), the zombie learns it lost them and
+// stops them; nothing is lost.
+func TestGroupZombieStopsItsLostTasks(t *testing.T) {
+	const partitions = 4
+	_, seeds := cluster(t)
+	createTopics(t, seeds, partitions, "in", "out")
+	cfg := groupConfig(t, seeds, "zombie")
+	f := feed(t, seeds, "in", partitions, "z")
+	a := start(t, "run", "--config-path="+cfg)
+	waitLog(t, a, 30*time.Second, "task group: this container gained tasks")
+	b := start(t, "run", "--config-path="+cfg)
+	waitLog(t, b, 30*time.Second, "task group: this container gained tasks")
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	// b takes a's tasks once a's session (6 s) expired.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(grep(b.stderr.String(), "task group: this container gained tasks")) < 2 {
+		if time.Now().After(deadline) {
+			a.cmd.Process.Signal(syscall.SIGCONT)
+			t.Fatalf("the frozen container's tasks did not move:\n%s", tail(b.stderr.String(), 10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	woke := time.Now()
+	for !closed(a.done) && len(grep(a.stderr.String(), "lost")) == 0 {
+		if time.Since(woke) > 20*time.Second {
+			t.Fatalf("the zombie did not learn it lost its tasks:\n%s", tail(a.stderr.String(), 15))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the zombie learnt it lost its tasks after %v: %s", time.Since(woke).Round(time.Millisecond), grep(a.stderr.String(), "lost"))
+	n := f.finish()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		distinct, _, _ := counts(readAll(t, seeds, "out"), "z", n)
+		if distinct == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d inputs in the output", distinct, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out := readAll(t, seeds, "out")
+	_, dups, _ := counts(out, "z", n)
+	t.Logf("inputs %d, outputs %d, duplicates %d", n, len(out), dups)
+}
