@@ -16,7 +16,7 @@ import (
 func kafkaCoordinator(jc *job.Config, systems map[string]system.System, containerID string, log *slog.Logger) (container.Coordinator, error) {
 	s, ok := systems[jc.CoordinatorSystem].(*kafka.System)
 	if !ok {
-		return nil, &config.Error{Key: job.KeyCoordinatorSystem, Value: jc.CoordinatorSystem, Err: errNotKafka}
+		return nil, &config.Error{Key: job.KeyCoordinatorSystem, Value: jc.CoordinatorSystem, Msg: "job.coordinator.factory=kafka needs a kafka system for the job's group"}
 	}
 	settings := container.GroupSettings(jc)
 	cfg := kafka.TaskGroupConfig{

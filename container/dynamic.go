@@ -18,8 +18,9 @@ import (
 // count differs from the one the container knows, hands the new metadata to the
 // control loop, which adds and removes tasks to match. A failed lookup is logged and
 // tried again at the next tick.
-func (r *run) monitorPartitions(ctx context.Context) {
-	known := partitionCounts(r.meta)
+// known holds the partition counts the container knows at the start; the monitor reads
+// nothing of the control loop's state.
+func (r *run) monitorPartitions(ctx context.Context, known map[system.SystemStream]int) {
 	tk := time.NewTicker(r.c.jc.PartitionMonitorInterval)
 	defer tk.Stop()
 	for {

@@ -581,7 +581,8 @@ func (r *run) loop(ctx context.Context) error {
 		r.startRunner(tr)
 		r.c.opts.Events.taskAdded(taskEvent(tr, "assigned at start"))
 	}
-	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx) })
+	known := partitionCounts(r.meta)
+	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx, known) })
 	var failure error
 	if r.coord != nil {
 		if err := r.coord.Start(ctx, taskCount(r.meta), r.coordinatorHandler()); err != nil {

@@ -464,13 +464,12 @@ func (c *Config) parseCoordinator(p *config.Problems) {
 		key = KeyDefaultSystem
 		c.CoordinatorSystem = c.DefaultSystem
 	}
-	switch f, ok := c.SystemFactories[c.CoordinatorSystem]; {
+	// Whether the system can hold the group is the coordinator's to say.
+	switch _, ok := c.SystemFactories[c.CoordinatorSystem]; {
 	case c.CoordinatorSystem == "":
 		p.Add(KeyCoordinatorSystem, "", "is required by job.coordinator.factory=kafka (or use the kafka checkpoint manager, or set %s)", KeyDefaultSystem)
 	case !ok:
 		p.Add(key, c.CoordinatorSystem, "names a system with no systems.%s.samza.factory", c.CoordinatorSystem)
-	case f != "kafka":
-		p.Add(key, c.CoordinatorSystem, "job.coordinator.factory=kafka needs a kafka system for its group, not %s", f)
 	}
 	if cfg.Has(KeyContainerCount) {
 		p.Add(KeyContainerCount, cfg.GetOr(KeyContainerCount, ""), "does not apply with job.coordinator.factory=kafka: the group shares the tasks among however many containers run")
