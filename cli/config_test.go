@@ -148,10 +148,10 @@ func TestConfigErrorsBeforeAnythingRuns(t *testing.T) {
 			[]string{`task.passthrough.output=kafka.bad topic!: output kafka.bad topic!: "bad topic!" is not a legal Kafka topic name`}},
 		{"input topic Kafka refuses", []string{"task.inputs=kafka.in,kafka..."},
 			[]string{`task.inputs=kafka.in,kafka...: input kafka...: ".." is not a legal Kafka topic name`}},
-		{"another coordinator", []string{"job.coordinator.factory=kafka"},
-			[]string{"job.coordinator.factory=kafka: only static is supported in this version of Sluice"}},
+		{"kafka coordinator with job.container.count", []string{"job.coordinator.factory=kafka", "job.container.count=2"},
+			[]string{"job.container.count=2: does not apply with job.coordinator.factory=kafka"}},
 		{"Samza's zookeeper coordinator", []string{"job.coordinator.factory=org.apache.samza.zk.ZkJobCoordinatorFactory"},
-			[]string{"job.coordinator.factory=org.apache.samza.zk.ZkJobCoordinatorFactory: only static is supported"}},
+			[]string{"job.coordinator.factory=org.apache.samza.zk.ZkJobCoordinatorFactory: must be static", "Samza's ZooKeeper and passthrough coordinators are not supported"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			lines := jobLines("127.0.0.1:1", dir)
