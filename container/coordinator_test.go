@@ -112,4 +112,3 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
-
