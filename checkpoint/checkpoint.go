@@ -252,3 +252,26 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns both ErrCorrupt and the cause.
 func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// TaskTransaction is the producer of one exactly-once task
+// (task.processing.guarantee=exactly-once): the messages sent through it since the last
+// Commit and the task's checkpoint become visible together, or not at all.
+type TaskTransaction interface {
+	system.Producer
+	// Commit stores cp as the task's checkpoint together with the messages sent since
+	// the last Commit, and begins the next transaction. An error means nothing of the
+	// transaction became visible; one wrapping ErrFenced means another process owns
+	// the task now and this one must stop running it.
+	Commit(ctx context.Context, cp Checkpoint) error
+	// Abort drops everything sent since the last Commit; the transaction can be used
+	// again.
+	Abort(ctx context.Context) error
+}
+
+// Transactor is implemented by managers that can commit a task's outputs and its
+// checkpoint in one transaction.
+type Transactor interface {
+	// OpenTaskTransaction opens task's transactional producer. Opening it fences any
+	// other process that had it, so call it before reading the task's checkpoint.
+	OpenTaskTransaction(ctx context.Context, task string) (TaskTransaction, error)
+}

@@ -82,3 +82,31 @@ func (a atLeastOnce) write(ctx context.Context, task string, offsets map[system.
 	}
 	return nil
 }
+
+// errTransactionAborted marks a commit of an exactly-once task whose transaction was
+// aborted: nothing of it is visible, and the task is restarted from its last
+// committed checkpoint.
+var errTransactionAborted = errors.New("transaction aborted")
+
+// exactlyOnce commits a task's outputs and its checkpoint in one transaction (see
+// checkpoint.TaskTransaction): its producer of the checkpoint topic's system sys.
+type exactlyOnce struct{ sys string }
+
+func (exactlyOnce) checkpoints() bool { return true }
+
+func (e exactlyOnce) commit(ctx context.Context, task string, producers map[string]system.Producer, dirty bool, offsets map[system.SystemStreamPartition]string, write bool) error {
+	if !dirty && !write {
+		return nil
+	}
+	tx, ok := producers[e.sys].(checkpoint.TaskTransaction)
+	if !ok {
+		return fmt.Errorf("exactly-once: task %s has no transaction", task)
+	}
+	if err := tx.Commit(ctx, checkpoint.Checkpoint{Offsets: offsets}); err != nil {
+		if errors.Is(err, checkpoint.ErrFenced) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errTransactionAborted, err)
+	}
+	return nil
+}

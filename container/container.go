@@ -167,6 +167,17 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if known {
 		c.declared = checkStreams(&p, cfg, jc, def, c.systems)
 	}
+	if jc.ExactlyOnce {
+		outs := slices.Clone(c.declared)
+		if jc.DeadLetter != nil {
+			outs = append(outs, *jc.DeadLetter)
+		}
+		for _, out := range outs {
+			if out.System != jc.CheckpointSystem {
+				p.Add(job.KeyGuarantee, cfg.GetOr(job.KeyGuarantee, ""), "output %s is not on the checkpoint topic's system %s: exactly-once commits a task's outputs and its checkpoint in one transaction of one Kafka cluster", out, jc.CheckpointSystem)
+			}
+		}
+	}
 	keys := job.CheckKeys(cfg, def.Keys, opts.Keys)
 	keys.Warnings = append(keys.Warnings, checkSystemAndStreamKeys(cfg, jc, c.declared)...)
 	if opts.Strict || jc.Strict {

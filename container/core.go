@@ -202,6 +202,10 @@ func (t *taskCore) processBatch(ctx context.Context, batch []system.IncomingEnve
 			return up, nil
 		}
 		env := &batch[i]
+		if env.Control {
+			done = i + 1 // a transaction marker: its offset is processed, nothing else
+			continue
+		}
 		if err := t.process(ctx, env); err != nil {
 			if !task.Ignored(err, t.env.jc.IgnoredErrors) {
 				return up, fmt.Errorf("task %s failed processing %s at offset %s: %w", t.name, ssp, env.Offset, err)

@@ -140,10 +140,15 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if len(ssps) == 0 {
 		return nil // its partitions went away meanwhile
 	}
-	if rf, ok := r.c.cpm.(refresher); ok {
-		if err := rf.Refresh(ctx); err != nil {
-			return fmt.Errorf("add task %s: %w", name, err)
+	tx, err := r.openTransaction(ctx, name) // fences first, then reads
+	if err != nil {
+		return err
+	}
+	if err := r.refreshCheckpoints(ctx); err != nil {
+		if tx != nil {
+			tx.Close()
 		}
+		return fmt.Errorf("add task %s: %w", name, err)
 	}
 	cp, err := r.readCheckpoint(ctx, name)
 	if err != nil {
@@ -155,7 +160,7 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if err := r.refreshMetadata(ctx, ssps); err != nil {
 		return err
 	}
-	tr, err := r.newTask(ctx, p, ssps, cp, r.readBefore)
+	tr, err := r.newTask(ctx, p, ssps, cp, r.readBefore, tx)
 	if err != nil {
 		return err
 	}
@@ -343,4 +348,49 @@ func changedCounts(was, now map[system.SystemStream]int) []PartitionCountChange 
 	}
 	slices.SortFunc(out, func(a, b PartitionCountChange) int { return strings.Compare(a.Stream.String(), b.Stream.String()) })
 	return out
+}
+
+// maxRewinds bounds how many times an exactly-once task is restarted after its
+// transaction aborted, each within rewindWindow of the last, before the container
+// gives up.
+const (
+	maxRewinds   = 5
+	rewindWindow = time.Minute
+)
+
+type rewindCount struct {
+	n    int
+	last time.Time
+}
+
+// rewind restarts an exactly-once task whose transaction aborted: nothing of it is
+// visible, so the task is removed without a commit and added again, which reads its
+// last committed checkpoint and has its consumers seek there; it reprocesses from
+// there. A task whose transactions keep aborting fails the container.
+func (r *run) rewind(ctx context.Context, name string, cause error) error {
+	if r.rewinds == nil {
+		r.rewinds = map[string]rewindCount{}
+	}
+	rc := r.rewinds[name]
+	if time.Since(rc.last) > rewindWindow {
+		rc.n = 0 // an abort long after the last one starts the count again
+	}
+	rc.n++
+	rc.last = time.Now()
+	r.rewinds[name] = rc
+	if rc.n > maxRewinds {
+		return fmt.Errorf("task %s: %d transactions aborted within %v of each other: %w", name, maxRewinds, rewindWindow, cause)
+	}
+	if _, ok := r.tasks[name]; !ok {
+		return nil
+	}
+	r.log.Warn("exactly-once: a transaction aborted; restarting the task from its last committed checkpoint", "task", name, "error", cause, "rewinds", rc.n)
+	if err := r.retireWith(ctx, name, "its transaction aborted", false, nil); err != nil {
+		return err
+	}
+	if r.restart == nil {
+		r.restart = map[string]bool{}
+	}
+	r.restart[name] = true
+	return nil
 }

@@ -47,6 +47,7 @@ const (
 	evPartitions // the partition monitor found new input metadata
 	evRetired    // a removed task finished
 	evGroup      // the coordinator assigned, revoked or lost tasks
+	evRewind     // an exactly-once task's transaction aborted: restart it from its checkpoint
 )
 
 type event struct {
@@ -54,6 +55,7 @@ type event struct {
 	task  string
 	meta  map[system.SystemStreamPartition]system.PartitionMetadata // evPartitions
 	group *groupChange                                              // evGroup
+	err   error                                                     // evRewind
 }
 
 // routeTable maps each partition to the task that reads it. Dispatchers read the
@@ -89,6 +91,8 @@ type run struct {
 	restart map[string]bool
 	// retiringNow holds the tasks whose removal is finishing in the background.
 	retiringNow map[string]bool
+	// rewinds counts the restarts of exactly-once tasks after aborted transactions.
+	rewinds map[string]rewindCount
 	// coord shares the job's tasks with its other containers (job.coordinator.factory=
 	// kafka); nil with the static assignment. assignedOnce is set once it assigned.
 	coord        Coordinator
@@ -194,14 +198,38 @@ func (r *run) run(ctx context.Context) error {
 		}
 	}
 	r.listeners.Store(&[]sysListener{})
+	var commit committer = atLeastOnce{cpm: c.cpm, log: r.log, clock: c.opts.Clock}
+	if c.jc.ExactlyOnce {
+		commit = exactlyOnce{sys: c.jc.CheckpointSystem}
+	}
 	r.env = &coreEnv{
-		jc: c.jc, cfg: c.jc.Raw, admins: r.admin, committer: atLeastOnce{cpm: c.cpm, log: r.log, clock: c.opts.Clock},
+		jc: c.jc, cfg: c.jc.Raw, admins: r.admin, committer: commit,
 		newProducer: r.newProducer, notify: r.notify, stats: &c.stats, events: c.opts.Events,
 		deliveryFailed: func(task string, err error) {
 			r.fail(fmt.Errorf("task %s: an output could not be delivered, so the job stops and nothing after its last checkpoint is checkpointed: %w", task, err))
 		},
 	}
 
+	// Under exactly-once, each task's transactional producer is opened first: that
+	// fences its previous owner and aborts its open transaction, so that the
+	// checkpoint read next is the last one committed.
+	txs := map[int32]checkpoint.TaskTransaction{}
+	for _, p := range mine {
+		tx, err := r.openTransaction(ctx, job.TaskName(p))
+		if err != nil {
+			closeAll(txs)
+			return err
+		}
+		if tx != nil {
+			txs[p] = tx
+		}
+	}
+	if len(txs) > 0 {
+		if err := r.refreshCheckpoints(ctx); err != nil {
+			closeAll(txs)
+			return err
+		}
+	}
 	cps := make(map[int32]checkpoint.Checkpoint, len(mine))
 	for _, p := range mine {
 		cp, err := r.readCheckpoint(ctx, job.TaskName(p))
@@ -215,8 +243,10 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	for _, p := range mine {
-		tr, err := r.newTask(ctx, p, byPartition[p], cps[p], known)
+		tr, err := r.newTask(ctx, p, byPartition[p], cps[p], known, txs[p])
+		delete(txs, p)
 		if err != nil {
+			closeAll(txs)
 			return err
 		}
 		r.tasks[tr.core.name] = tr
@@ -344,19 +374,29 @@ func (r *run) checkpointedStreams(ctx context.Context, mine []int32, byPartition
 // newTask resolves a task's starting offsets from its checkpoint, creates the user's
 // task and initialises it. readBefore holds the streams the job read before (see
 // offset.Resolve).
-func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint, readBefore map[system.SystemStream]bool) (*taskRunner, error) {
+func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPartition, cp checkpoint.Checkpoint, readBefore map[system.SystemStream]bool, tx checkpoint.TaskTransaction) (*taskRunner, error) {
 	c := r.c
 	name := job.TaskName(p)
 	log := r.log.With("task", name)
+	fail := func(err error) (*taskRunner, error) {
+		if tx != nil {
+			tx.Close()
+		}
+		return nil, err
+	}
 	starts, err := offset.Resolve(c.jc, name, ssps, cp, readBefore, r.meta, r.admin, log)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	impl, err := newTaskImpl(c.def.New, name, c.jc.Raw)
 	if err != nil {
-		return nil, fmt.Errorf("create task %s: %w", name, err)
+		return fail(fmt.Errorf("create task %s: %w", name, err))
 	}
 	core := newTaskCore(name, ssps, impl, starts, cp.Offsets, r.env, log)
+	if tx != nil {
+		// Every output of the task goes through its transaction (exactlyOnce).
+		core.producers = map[string]system.Producer{c.jc.CheckpointSystem: tx}
+	}
 	if err := core.init(ctx); err != nil {
 		return nil, err
 	}
@@ -382,8 +422,43 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 	return newTaskRunner(core, c.opts.BufferedBatches), nil
 }
 
+// openTransaction opens task's transactional producer under exactly-once (nil
+// otherwise); see checkpoint.Transactor.
+func (r *run) openTransaction(ctx context.Context, task string) (checkpoint.TaskTransaction, error) {
+	if !r.c.jc.ExactlyOnce {
+		return nil, nil
+	}
+	t, ok := r.c.cpm.(checkpoint.Transactor)
+	if !ok {
+		return nil, fmt.Errorf("task %s: the checkpoint manager cannot commit transactions, which task.processing.guarantee=exactly-once needs", task)
+	}
+	tx, err := t.OpenTaskTransaction(ctx, task)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", task, err)
+	}
+	return tx, nil
+}
+
+// refreshCheckpoints has a manager that answers Read from an earlier read catch up
+// with what was written since (see refresher).
+func (r *run) refreshCheckpoints(ctx context.Context) error {
+	if rf, ok := r.c.cpm.(refresher); ok {
+		return rf.Refresh(ctx)
+	}
+	return nil
+}
+
+func closeAll(txs map[int32]checkpoint.TaskTransaction) {
+	for _, tx := range txs {
+		tx.Close()
+	}
+}
+
 // newProducer returns a new producer of system sys, for one task.
 func (r *run) newProducer(sys string) (system.Producer, error) {
+	if r.c.jc.ExactlyOnce {
+		return nil, fmt.Errorf("an exactly-once task sends only to the checkpoint topic's system %s, through its transaction, not to system %s", r.c.jc.CheckpointSystem, sys)
+	}
 	s, ok := r.c.systems[sys]
 	if !ok {
 		return nil, fmt.Errorf("no system %q is configured", sys)
@@ -555,7 +630,10 @@ func (r *run) startRunner(tr *taskRunner) {
 	}
 	go func() {
 		tr.run(r.taskCtx, r.c.jc.CommitInterval, window, r.postUpcalls)
-		if tr.err != nil {
+		switch {
+		case errors.Is(tr.err, errTransactionAborted):
+			r.post(event{kind: evRewind, task: tr.core.name, err: tr.err})
+		case tr.err != nil:
 			r.fail(tr.err)
 		}
 	}()
@@ -656,6 +734,10 @@ func (r *run) loop(ctx context.Context) error {
 				}
 				if r.c.opts.ExitWhenCaughtUp && allCaughtUp() {
 					reason = "every input partition reached the end offset it had at start (--exit-when-caught-up)"
+				}
+			case evRewind:
+				if err := r.rewind(ctx, e.task, e.err); err != nil {
+					failure = err
 				}
 			case evRetired:
 				delete(r.retiringNow, e.task)

@@ -60,15 +60,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		cpTopic    = "__samza_checkpoint_" + jobName + "_1"
 		perPart    = n / partitions
 	)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SLUICE_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SLUICE_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (SLUICE_CRASH_SEED=%d repeats the kill delays)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 42))
+	rng := newRand(t)
 
 	_, seeds := cluster(t)
 	createTopics(t, seeds, partitions, "in", "out")
@@ -196,7 +188,7 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Logf("run %d logged %d warnings, e.g. %s", r+1, len(lines), lines[0])
 		}
 	}
-	t.Logf("%5.1fs checked; seed %d\n%s", time.Since(began).Seconds(), seed, a.summary)
+	t.Logf("%5.1fs checked\n%s", time.Since(began).Seconds(), a.summary)
 
 	if a.redo == 0 {
 		a.problems = append(a.problems, "no kill left output that its checkpoint did not cover: the duplicate accounting was never exercised")
@@ -205,7 +197,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		if len(a.problems) > 20 {
 			a.problems = append(a.problems[:20], fmt.Sprintf("... and %d more", len(a.problems)-20))
 		}
-		t.Fatalf("seed %d: %d problems:\n%s\n%s", seed, len(a.problems), strings.Join(a.problems, "\n"), a.summary)
+		t.Fatalf("%d problems (the seed is logged above):\n%s\n%s", len(a.problems), strings.Join(a.problems, "\n"), a.summary)
 	}
 }
 
@@ -398,4 +390,18 @@ func TestCrashAnalysisCatches(t *testing.T) {
 			t.Errorf("%s: problems %q, want one saying %q", c.name, c.a.problems, c.want)
 		}
 	}
+}
+
+// newRand returns the random source of kill delays, seeded from SLUICE_CRASH_SEED or
+// the clock, and logs the seed so that a run can be repeated.
+func newRand(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SLUICE_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("SLUICE_CRASH_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (SLUICE_CRASH_SEED=%d repeats the kill delays)", seed, seed)
+	return rand.New(rand.NewPCG(seed, 42))
 }

@@ -46,8 +46,12 @@ const (
 	KeyIgnoredExceptions  = "task.ignored.exceptions"
 	KeyDeadLetterStream   = "task.dead.letter.stream"
 	KeyShutdownMs         = "task.shutdown.ms"
+	KeyGuarantee          = "task.processing.guarantee"
 	DefaultJobID          = "1"
 	DefaultCommitInterval = 60 * time.Second
+	// DefaultExactlyOnceCommitInterval is task.commit.ms under exactly-once: outputs
+	// become visible at commits, so they come often (Kafka Streams' default too).
+	DefaultExactlyOnceCommitInterval = 100 * time.Millisecond
 	// DefaultPartitionMonitorInterval is how often a running container looks for
 	// input partitions added since it started.
 	DefaultPartitionMonitorInterval = 5 * time.Second
@@ -158,6 +162,9 @@ type Config struct {
 	IgnoredErrors []string
 	// DeadLetter is task.dead.letter.stream: where skipped messages are sent, if set.
 	DeadLetter *system.SystemStream
+	// ExactlyOnce is task.processing.guarantee=exactly-once: each commit puts a task's
+	// outputs and its checkpoint in one Kafka transaction.
+	ExactlyOnce bool
 	// Coordinator is job.coordinator.factory: StaticCoordinator or KafkaCoordinator.
 	Coordinator string
 	// CoordinatorSystem is the Kafka system of the kafka coordinator's group
@@ -274,7 +281,18 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 		p.Add(KeyTaskClass, "", "is required: the name of the task to run")
 	}
 
-	c.CommitInterval, err = cfg.Millis(KeyCommitMs, DefaultCommitInterval)
+	switch v := strings.ToLower(strings.ReplaceAll(cfg.GetOr(KeyGuarantee, "at-least-once"), "_", "-")); v {
+	case "at-least-once":
+	case "exactly-once", "exactly-once-v2":
+		c.ExactlyOnce = true
+	default:
+		p.Add(KeyGuarantee, cfg.GetOr(KeyGuarantee, ""), "must be at-least-once or exactly-once (Kafka Streams' exactly_once and exactly_once_v2 are accepted too)")
+	}
+	commitDefault := DefaultCommitInterval
+	if c.ExactlyOnce {
+		commitDefault = DefaultExactlyOnceCommitInterval
+	}
+	c.CommitInterval, err = cfg.Millis(KeyCommitMs, commitDefault)
 	p.AddErr(err)
 	c.CommitOnShutdown, err = cfg.Bool(KeyCommitOnShutdown, true)
 	p.AddErr(err)
@@ -334,6 +352,7 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 	}
 
 	c.parseCoordinator(&p)
+	c.checkExactlyOnce(&p)
 	c.validateOffsetKeys(&p)
 	return c, p.Err()
 }
@@ -473,5 +492,26 @@ func (c *Config) parseCoordinator(p *config.Problems) {
 	}
 	if cfg.Has(KeyContainerCount) {
 		p.Add(KeyContainerCount, cfg.GetOr(KeyContainerCount, ""), "does not apply with job.coordinator.factory=kafka: the group shares the tasks among however many containers run")
+	}
+}
+
+// checkExactlyOnce refuses what exactly-once cannot cover: checkpoints outside Kafka,
+// and commits that do not come before the broker aborts an open transaction.
+func (c *Config) checkExactlyOnce(p *config.Problems) {
+	if !c.ExactlyOnce {
+		return
+	}
+	if c.CheckpointFactory != "kafka" {
+		p.Add(KeyGuarantee, c.Raw.GetOr(KeyGuarantee, ""), "needs the kafka checkpoint manager (task.checkpoint.factory=kafka): a task's outputs and its checkpoint are committed in one Kafka transaction")
+		return
+	}
+	if c.CommitInterval <= 0 {
+		p.Add(KeyCommitMs, c.Raw.GetOr(KeyCommitMs, ""), "must be positive under exactly-once: outputs become visible only when their transaction commits")
+		return
+	}
+	key := "systems." + c.CheckpointSystem + ".producer.transaction.timeout.ms"
+	timeout, err := c.Raw.Millis(key, 10*time.Second)
+	if err == nil && c.CommitInterval >= timeout {
+		p.Add(KeyCommitMs, fmt.Sprint(c.CommitInterval.Milliseconds()), "must be below %s (%d): the broker aborts a transaction left open longer", key, timeout.Milliseconds())
 	}
 }

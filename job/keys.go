@@ -66,6 +66,7 @@ var registry = []Key{
 	// Package container (the run loop).
 	{Pattern: "job.partition.monitor.ms"},
 	{Pattern: KeyShutdownMs},
+	{Pattern: KeyGuarantee},
 	{Pattern: "task.ignored.exceptions"},
 	{Pattern: "task.dead.letter.stream"},
 

@@ -116,19 +116,21 @@ type settings struct {
 	fetchPartMaxBytes int32
 	fetchMinBytes     int32
 	fetchMaxWait      time.Duration
+	readCommitted     bool // isolation.level=read_committed
 	reset             ResetPolicy
 	streamReset       map[string]ResetPolicy
 
 	// producer
-	linger          time.Duration
-	hasLinger       bool
-	batchBytes      int32
-	maxRequestBytes int32
-	compression     []kgo.CompressionCodec
-	requestTimeout  time.Duration
-	retries         int
-	hasRetries      bool
-	deliveryTimeout time.Duration
+	linger             time.Duration
+	hasLinger          bool
+	batchBytes         int32
+	maxRequestBytes    int32
+	compression        []kgo.CompressionCodec
+	requestTimeout     time.Duration
+	retries            int
+	hasRetries         bool
+	deliveryTimeout    time.Duration
+	transactionTimeout time.Duration // of exactly-once tasks' producers
 
 	// extra are the program's extra client options (WithClientOptsFunc).
 	extra []func(Role) []kgo.Opt
@@ -145,11 +147,13 @@ var commonKeys = []string{
 
 var consumerKeys = []string{
 	"auto.offset.reset", "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.min.bytes", "fetch.max.wait.ms",
+	"isolation.level",
 }
 
 var producerKeys = []string{
 	"acks", "enable.idempotence", "linger.ms", "batch.size", "compression.type",
 	"max.request.size", "request.timeout.ms", "retries", "delivery.timeout.ms",
+	"transaction.timeout.ms",
 }
 
 // SupportedConsumerProperties returns the Kafka client properties accepted under
@@ -627,6 +631,19 @@ func parseConsumer(p *config.Problems, cfg config.Config, prefix string, s *sett
 	if ms := int32Key(p, cfg, prefix+"fetch.max.wait.ms", 10, 1<<30); ms > 0 {
 		s.fetchMaxWait = time.Duration(ms) * time.Millisecond
 	}
+	// Under exactly-once, inputs are read as committed: the outputs of other
+	// exactly-once jobs are visible only once their transaction committed.
+	s.readCommitted = exactlyOnce(cfg)
+	if v, ok := cfg.Get(prefix + "isolation.level"); ok {
+		switch strings.ToLower(v) {
+		case "read_committed":
+			s.readCommitted = true
+		case "read_uncommitted":
+			s.readCommitted = false
+		default:
+			p.Add(prefix+"isolation.level", v, "must be read_committed or read_uncommitted")
+		}
+	}
 	if s.fetchMaxBytes > 0 && s.fetchPartMaxBytes > s.fetchMaxBytes {
 		v, _ := cfg.Get(prefix + "max.partition.fetch.bytes")
 		p.Add(prefix+"max.partition.fetch.bytes", v, "must not exceed fetch.max.bytes (%d)", s.fetchMaxBytes)
@@ -708,6 +725,10 @@ func parseProducer(p *config.Problems, cfg config.Config, prefix string, s *sett
 	if ms := int32Key(p, cfg, prefix+"delivery.timeout.ms", 100, 1<<30); ms > 0 {
 		s.deliveryTimeout = time.Duration(ms) * time.Millisecond
 	}
+	s.transactionTimeout = DefaultTransactionTimeout
+	if ms := int32Key(p, cfg, prefix+"transaction.timeout.ms", 1000, 15*60*1000); ms > 0 {
+		s.transactionTimeout = time.Duration(ms) * time.Millisecond
+	}
 }
 
 // int32Key returns key as a number within [lo, hi], 0 when unset, adding a problem
@@ -740,7 +761,25 @@ func (s *settings) consumerOpts(l *kgoLogger) []kgo.Opt {
 	if s.fetchMaxWait > 0 {
 		opts = append(opts, kgo.FetchMaxWait(s.fetchMaxWait))
 	}
+	if s.readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	// Transaction markers come through (as control envelopes, which the container
+	// does not hand to tasks), so that a reader's position moves past a marker at the
+	// end of a partition: caught up and lag are then right for transactional inputs.
+	opts = append(opts, kgo.KeepControlRecords())
 	return opts
+}
+
+// exactlyOnce reports whether the job's task.processing.guarantee is exactly-once
+// (which also makes consumers read committed records only, unless isolation.level
+// says otherwise).
+func exactlyOnce(cfg config.Config) bool {
+	switch strings.ToLower(strings.ReplaceAll(cfg.GetOr("task.processing.guarantee", ""), "_", "-")) {
+	case "exactly-once", "exactly-once-v2":
+		return true
+	}
+	return false
 }
 
 // maxProducerBatchBytes is the largest batch the producer sends: batch.size when set,

@@ -393,6 +393,7 @@ func (c *Consumer) envelopes(fetches kgo.Fetches) []system.IncomingEnvelope {
 			e.Key = r.Key
 			e.Message = r.Value
 			e.Timestamp = r.Timestamp
+			e.Control = r.Attrs.IsControl()
 			if len(r.Headers) > 0 {
 				from := len(hdrs)
 				for _, h := range r.Headers {

@@ -89,6 +89,11 @@ type IncomingEnvelope struct {
 	Message   []byte
 	Headers   []Header
 	Timestamp time.Time
+	// Control marks not a message but a transaction marker (the end of a Kafka
+	// transaction) at Offset. Consumers may return them so that a reader's position
+	// moves past markers; the container never hands them to tasks, and counts them as
+	// processed.
+	Control bool
 }
 
 // OutgoingEnvelope is one message a task sends. Partition selects the destination
