@@ -87,7 +87,8 @@ type CheckpointManager struct {
 // entry is a task's latest checkpoint, or why it cannot be read.
 type entry struct {
 	cp  checkpoint.Checkpoint
-	err error // a *checkpoint.CorruptError
+	err error  // a *checkpoint.CorruptError
+	key string // of the latest record: the task name or its alternate (see altKeySuffix)
 }
 
 var (
@@ -437,7 +438,7 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 	stored.Source = m.where(offset)
 	m.mu.Lock()
 	if m.entries != nil {
-		m.entries[task] = &entry{cp: stored}
+		m.entries[task] = &entry{cp: stored, key: task}
 	}
 	m.mu.Unlock()
 	return nil
@@ -453,6 +454,11 @@ func (m *CheckpointManager) Delete(ctx context.Context, task string) error {
 	}
 	if task == "" {
 		return errors.New("checkpoint: delete: empty task name")
+	}
+	// Both keys of the task (see altKeySuffix), the plain one last, so that no older
+	// record of either can come back once the tombstones are cleaned.
+	if _, err := m.produce(ctx, cl, task+altKeySuffix, nil); err != nil {
+		return err
 	}
 	if _, err := m.produce(ctx, cl, task, nil); err != nil {
 		return err
@@ -626,7 +632,7 @@ func (m *CheckpointManager) WriteAll(ctx context.Context, cps []checkpoint.TaskC
 		for i, r := range recs {
 			cp := checkpoint.New(cps[i].Checkpoint.Offsets)
 			cp.Source = m.where(r.Offset)
-			m.entries[cps[i].Task] = &entry{cp: cp}
+			m.entries[cps[i].Task] = &entry{cp: cp, key: cps[i].Task}
 		}
 	}
 	m.mu.Unlock()

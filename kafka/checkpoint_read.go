@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -47,6 +48,7 @@ const stablePoll = 50 * time.Millisecond
 // rawEntry is the latest record of one task seen so far: only its bytes, decoded
 // once at the end.
 type rawEntry struct {
+	key       string // the record key: the task name, or its alternate (see altKey)
 	offset    int64
 	tombstone bool
 	value     []byte
@@ -109,7 +111,25 @@ func (m *CheckpointManager) decode(task string, e *rawEntry) *entry {
 		return &entry{err: &checkpoint.CorruptError{Where: m.where(e.offset), Err: err}}
 	}
 	cp.Source = m.where(e.offset)
-	return &entry{cp: cp}
+	return &entry{cp: cp, key: e.key}
+}
+
+// altKeySuffix makes a task's alternate record key. Under exactly-once a task's
+// checkpoint records alternate between its two keys, the task name and the alternate,
+// so that the record of a transaction still open never has the key of the task's last
+// committed record: a broker that compacted past the first unstable offset (franz-go's
+// kfake, the embedded broker, does) could otherwise drop the committed record behind
+// the open one, and lose the checkpoint if that transaction then aborted. Kafka itself
+// never cleans past the first unstable offset; there the alternation costs one more
+// record per task.
+const altKeySuffix = "#1"
+
+// taskOfKey returns the task a checkpoint record key belongs to.
+func taskOfKey(key string) string {
+	if t, ok := strings.CutSuffix(key, altKeySuffix); ok {
+		return t
+	}
+	return key
 }
 
 // Refresh reads the checkpoint records written since the manager last read the topic
@@ -344,11 +364,13 @@ func (m *CheckpointManager) apply(r *kgo.Record, raw map[string]*rawEntry) error
 		return &checkpoint.CorruptError{Where: m.where(r.Offset), Err: errors.New(
 			"the record has no key (checkpoint records are keyed by task name); the topic holds records that Sluice did not write: point task.checkpoint.topic elsewhere or remove them")}
 	}
-	e := raw[string(r.Key)]
+	task := taskOfKey(string(r.Key))
+	e := raw[task]
 	if e == nil {
 		e = &rawEntry{}
-		raw[string(r.Key)] = e
+		raw[task] = e
 	}
+	e.key = string(r.Key)
 	e.offset = r.Offset
 	e.tombstone = r.Value == nil
 	e.value = append(e.value[:0], r.Value...)

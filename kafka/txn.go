@@ -136,7 +136,14 @@ func (t *taskTxn) Commit(ctx context.Context, cp checkpoint.Checkpoint) error {
 	if err != nil {
 		return t.abort(ctx, err)
 	}
-	rec := &kgo.Record{Topic: t.m.topic, Partition: 0, Key: []byte(t.task), Value: value}
+	// Never the key of the task's last committed record (see altKeySuffix).
+	key := t.task
+	t.m.mu.Lock()
+	if e, ok := t.m.entries[t.task]; ok && e.key == t.task {
+		key = t.task + altKeySuffix
+	}
+	t.m.mu.Unlock()
+	rec := &kgo.Record{Topic: t.m.topic, Partition: 0, Key: []byte(key), Value: value}
 	t.cl.Produce(ctx, rec, func(r *kgo.Record, err error) { t.delivered(r, err) })
 	if err := t.Flush(ctx); err != nil {
 		return t.abort(ctx, err)
@@ -152,7 +159,7 @@ func (t *taskTxn) Commit(ctx context.Context, cp checkpoint.Checkpoint) error {
 	stored.Source = t.m.where(rec.Offset)
 	t.m.mu.Lock()
 	if t.m.entries != nil {
-		t.m.entries[t.task] = &entry{cp: stored}
+		t.m.entries[t.task] = &entry{cp: stored, key: key}
 	}
 	t.m.mu.Unlock()
 	if err := t.cl.BeginTransaction(); err != nil {
