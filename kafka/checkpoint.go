@@ -67,6 +67,7 @@ type CheckpointManager struct {
 	topic        string
 	rf           int16
 	writeTimeout time.Duration
+	exactlyOnce  bool // task.processing.guarantee=exactly-once: the tool's rewrite fences the tasks
 
 	// Test hooks.
 	now        func() time.Time
@@ -152,7 +153,7 @@ func NewCheckpointManager(sys *System, cfg config.Config, logger *slog.Logger) (
 	}
 	m := &CheckpointManager{
 		sys: sys, log: logger.With("checkpoint_topic", topic), job: job, jobID: jobID, topic: topic,
-		rf: int16(rf), writeTimeout: wt, now: time.Now, stableWait: StableWaitTimeout,
+		rf: int16(rf), writeTimeout: wt, now: time.Now, stableWait: StableWaitTimeout, exactlyOnce: exactlyOnce(cfg),
 	}
 	m.newID = func(t time.Time) string { return checkpoint.NewID(t, m.seq.Add(1)) }
 	return m, nil
@@ -555,6 +556,27 @@ func (m *CheckpointManager) rewriteClient(ctx context.Context) (*kgo.Client, err
 	return cl, nil
 }
 
+// fenceTasks opens and closes the transactional producer of every task of cps (see
+// TaskTransactionalID), so that a container still running one of them (the tool was
+// run with --force) can commit none of its work after the rewrite: its next commit
+// fails as fenced, and it stops.
+func (m *CheckpointManager) fenceTasks(ctx context.Context, cps []checkpoint.TaskCheckpoint) error {
+	for _, tc := range cps {
+		cl, err := kgo.NewClient(append(m.clientOpts(), kgo.TransactionalID(m.TaskTransactionalID(tc.Task)))...)
+		if err != nil {
+			return fmt.Errorf("checkpoint: fencing the transactions of task %s: %w", tc.Task, err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, m.writeTimeout)
+		_, _, err = cl.ProducerID(pctx)
+		cancel()
+		cl.Close()
+		if err != nil {
+			return fmt.Errorf("checkpoint: fencing the transactions of task %s (transactional id %s): %w", tc.Task, m.TaskTransactionalID(tc.Task), err)
+		}
+	}
+	return nil
+}
+
 // WriteAll stores the checkpoints of several tasks all or nothing: one record per
 // task, all in one Kafka transaction under RewriteTransactionalID, committed once
 // every record is acknowledged (after is called for each then). Readers of the topic
@@ -593,6 +615,11 @@ func (m *CheckpointManager) WriteAll(ctx context.Context, cps []checkpoint.TaskC
 	cl, err := m.rewriteClient(ctx)
 	if err != nil {
 		return nothing(err)
+	}
+	if m.exactlyOnce {
+		if err := m.fenceTasks(ctx, cps); err != nil {
+			return nothing(err)
+		}
 	}
 	m.txmu.Lock()
 	defer m.txmu.Unlock()

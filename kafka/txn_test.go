@@ -190,3 +190,31 @@ func TestCompactionDuringAnOpenTransaction(t *testing.T) {
 		t.Fatalf("after compaction and an abort, the checkpoint is %v, %v; want the last committed 2", got.Offsets, err)
 	}
 }
+
+// TestRewriteFencesRunningOwners: under exactly-once the checkpoint tool's rewrite
+// fences the tasks it writes, so that a container still running one (the tool ran
+// with --force) commits nothing more of it.
+func TestRewriteFencesRunningOwners(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(1, "out"))
+	eos := map[string]string{"task.processing.guarantee": "exactly-once"}
+	owner, _ := startManager(t, seeds, "fence", eos)
+	ctx := t.Context()
+	tx, err := owner.OpenTaskTransaction(ctx, "Partition 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	in := system.NewSSP("kafka", "in", 0)
+	tool, _ := startManager(t, seeds, "fence", eos)
+	if err := tool.WriteAll(ctx, []checkpoint.TaskCheckpoint{{Task: "Partition 0", Checkpoint: checkpoint.New(map[system.SystemStreamPartition]string{in: "0"})}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	send(t, tx, "out", 0, "late")
+	if err := tx.Commit(ctx, checkpoint.New(map[system.SystemStreamPartition]string{in: "7"})); !errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("the running owner's commit after the rewrite = %v, want it fenced", err)
+	}
+	reader, _ := startManager(t, seeds, "fence", nil)
+	if cp, err := reader.Read(ctx, "Partition 0"); err != nil || cp.Offsets[in] != "0" {
+		t.Errorf("checkpoint = %v, %v; want the rewritten 0", cp.Offsets, err)
+	}
+}
