@@ -283,6 +283,9 @@ func (r *run) retireWith(ctx context.Context, name, why string, commit bool, don
 		}
 		<-tr.done
 		err := tr.err
+		if errors.Is(err, errTransactionAborted) {
+			err = nil // the reason for a rewind, not a failure of the removal
+		}
 		t := tr.core
 		if commit && !t.commitFailed && !t.outputLost.Load() {
 			cctx, cancel := context.WithTimeout(commitCtx, r.c.jc.ShutdownTimeout)

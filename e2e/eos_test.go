@@ -6,51 +6,26 @@ import (
 	"fmt"
 	"maps"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // readCommitted returns the values of every record of topic as a read_committed
 // reader sees them (records of aborted or open transactions left out).
 func readCommitted(t *testing.T, seeds, topic string, partitions int32) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ends, err := endOffsets(ctx, kadm.NewClient(client(t, seeds)), topic, partitions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := map[int32]kgo.Offset{}
-	for p := range partitions {
-		parts[p] = kgo.NewOffset().AtStart()
-	}
-	cl := client(t, seeds, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	var out []string
-	pos := make([]int64, partitions)
-	done := func() bool {
-		for p := range partitions {
-			if pos[p] < ends[p] {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s read_committed: %v (at %v of %v)", topic, err, pos, ends)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			pos[r.Partition] = r.Offset + 1
-			if !r.Attrs.IsControl() {
-				out = append(out, string(r.Value))
-			}
-		})
+	for _, kv := range readCommittedKeyed(t, seeds, topic, partitions) {
+		out = append(out, kv.value)
 	}
 	return out
 }
@@ -239,7 +214,8 @@ func TestPageViewCounterExactlyOnce(t *testing.T) {
 
 type keyedValue struct{ partition, value string }
 
-// readCommittedKeyed is readCommitted that also says each value's partition.
+// readCommittedKeyed is readCommitted that also says each value's partition. It reads
+// up to the end offsets, transaction markers included.
 func readCommittedKeyed(t *testing.T, seeds, topic string, partitions int32) []keyedValue {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -273,5 +249,115 @@ func readCommittedKeyed(t *testing.T, seeds, topic string, partitions int32) []k
 				out = append(out, keyedValue{fmt.Sprint(r.Partition), string(r.Value)})
 			}
 		})
+	}
+}
+
+// TestExactlyOnceSplitBrain forces two containers to run one task: a job of one
+// container (it runs tasks 0 and 1) and a container 1 of a 2-container copy of the job
+// (it runs task 1). The second fences the first's task 1, whose next commit fails:
+// the first stops, exit 1, and the output is still exactly once.
+func TestExactlyOnceSplitBrain(t *testing.T) {
+	const partitions = 2
+	_, seeds := cluster(t)
+	createTopics(t, seeds, partitions, "in", "out")
+	eos := []string{"task.processing.guarantee=exactly-once", "task.commit.ms=100"}
+	one := passthroughConfig(t, seeds, "split", eos...)
+	two := passthroughConfig(t, seeds, "split", append(eos, "job.container.count=2")...)
+	f := feed(t, seeds, "in", partitions, "s")
+	a := start(t, "run", "--config-path="+one)
+	waitLog(t, a, 30*time.Second, "starting offset")
+	time.Sleep(300 * time.Millisecond)
+	b := start(t, "run", "--config-path="+two, "--container-id=1")
+	if code := a.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("the fenced container exited %d, want 1:\n%s", code, tail(a.stderr.String(), 10))
+	}
+	if lines := grep(a.stderr.String(), "another process opened its transactional producer"); len(lines) == 0 {
+		t.Errorf("the fenced container does not say why it stopped:\n%s", tail(a.stderr.String(), 10))
+	}
+	n := f.finish()
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.wait(t, 30*time.Second)
+	// Task 0 runs nowhere now; a job of one container finishes both.
+	last := start(t, "run", "--config-path="+one, "--exit-when-caught-up")
+	if code := last.wait(t, time.Minute); code != 0 {
+		t.Fatalf("the last run exited %d:\n%s", code, tail(last.stderr.String(), 10))
+	}
+	distinct, dups, missing := counts(readCommitted(t, seeds, "out", partitions), "s", n)
+	if distinct != n || dups != 0 {
+		t.Errorf("after a split brain: %d distinct of %d, %d duplicates, missing e.g. %v", distinct, n, dups, missing[:min(5, len(missing))])
+	}
+}
+
+// TestExactlyOnceProduceFailureAborts injects failed produce requests to the output
+// mid-run (the broker answers INVALID_RECORD, which no retry fixes): each aborts its
+// task's transaction, the task is restarted from its last committed checkpoint, and
+// the output read committed is still exactly once.
+func TestExactlyOnceProduceFailureAborts(t *testing.T) {
+	const partitions = 4
+	c, seeds := cluster(t)
+	createTopics(t, seeds, partitions, "in", "out")
+	cfg := passthroughConfig(t, seeds, "eos-fault", "task.processing.guarantee=exactly-once", "task.commit.ms=100")
+	f := feed(t, seeds, "in", partitions, "x")
+	p := start(t, "run", "--config-path="+cfg)
+	waitLog(t, p, 30*time.Second, "starting offset")
+	time.Sleep(500 * time.Millisecond)
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.InvalidRecord, Count: 3})
+	waitLog(t, p, 30*time.Second, "a transaction aborted; restarting the task")
+	h.Remove()
+	time.Sleep(500 * time.Millisecond)
+	n := f.finish()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		distinct, _, _ := counts(readCommitted(t, seeds, "out", partitions), "x", n)
+		if distinct == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d inputs committed:\n%s", distinct, n, tail(p.stderr.String(), 10))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out := readCommitted(t, seeds, "out", partitions)
+	_, dups, _ := counts(out, "x", n)
+	t.Logf("inputs %d, aborts logged %d, read_committed outputs %d, duplicates %d", n, len(grep(p.stderr.String(), "a transaction aborted")), len(out), dups)
+	if dups != 0 {
+		t.Errorf("%d duplicates after aborted transactions", dups)
+	}
+}
+
+// TestExactlyOnceBrokerRestart stops the embedded broker (`sluice broker`, a process of
+// its own) in the middle of an exactly-once run and starts it again on the same data
+// directory: open transactions are aborted, and the job — riding it out or restarted
+// after it stopped — ends with every input exactly once.
+func TestExactlyOnceBrokerRestart(t *testing.T) {
+	const n, partitions = 100_000, 4
+	addr, dir := freePort(t), filepath.Join(t.TempDir(), "broker")
+	b := startBroker(t, addr, dir)
+	createTopics(t, addr, partitions, "in", "out")
+	produce(t, addr, "in", partitions, "r", 0, n)
+	cfg := passthroughConfig(t, addr, "eos-restart", "task.processing.guarantee=exactly-once", "task.commit.ms=50")
+	p := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	for deadline := time.Now().Add(30 * time.Second); len(readCommitted(t, addr, "out", partitions)) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing committed in 30 s:\n%s", tail(p.stderr.String(), 10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.wait(t, 20*time.Second)
+	time.Sleep(time.Second)
+	startBroker(t, addr, dir)
+	code := p.wait(t, 2*time.Minute)
+	t.Logf("the job exited %d across the broker restart", code)
+	if code != 0 {
+		again := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+		if code := again.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("the rerun exited %d:\n%s", code, tail(again.stderr.String(), 10))
+		}
+	}
+	out := readCommitted(t, addr, "out", partitions)
+	distinct, dups, missing := counts(out, "r", n)
+	t.Logf("inputs %d, read_committed outputs %d, duplicates %d, lost %d", n, len(out), dups, len(missing))
+	if distinct != n || dups != 0 {
+		t.Errorf("%d distinct of %d, %d duplicates, missing e.g. %v", distinct, n, dups, missing[:min(5, len(missing))])
 	}
 }
