@@ -50,6 +50,11 @@ type taskCore struct {
 	// caught-up tracking for --exit-when-caught-up
 	ends     map[system.SystemStreamPartition]string
 	caughtUp bool
+	// bootstrap holds the partitions of bootstrap streams (samza.bootstrap) not yet read
+	// up to their end: until it is empty, the task processes nothing else.
+	bootstrap map[system.SystemStreamPartition]bool
+	// bootstrapping mirrors len(bootstrap) > 0 for the status line.
+	bootstrapping atomic.Bool
 
 	// halt, set from any goroutine, makes processBatch return after the current message.
 	halt atomic.Bool
@@ -135,8 +140,21 @@ func (t *taskCore) trackCaughtUp(ends map[system.SystemStreamPartition]string) {
 			continue
 		}
 		t.ends[ssp] = end
+		if t.env.jc.Bootstrap(ssp.SystemStream) {
+			if t.bootstrap == nil {
+				t.bootstrap = map[system.SystemStreamPartition]bool{}
+			}
+			t.bootstrap[ssp] = true
+		}
 	}
 	t.caughtUp = len(t.ends) == 0
+	t.bootstrapping.Store(len(t.bootstrap) > 0)
+}
+
+// holds reports whether messages of ssp must wait: the task is still reading its
+// bootstrap streams and ssp is not one of them.
+func (t *taskCore) holds(ssp system.SystemStreamPartition) bool {
+	return len(t.bootstrap) > 0 && !t.bootstrap[ssp]
 }
 
 // guard runs fn, turning a panic into a *TaskPanicError.
@@ -293,6 +311,13 @@ func (t *taskCore) checkCaughtUp(ssp system.SystemStreamPartition) bool {
 	}
 	if cmp, err := admin.CompareOffsets(next, end); err == nil && cmp >= 0 {
 		delete(t.ends, ssp)
+		if t.bootstrap[ssp] {
+			delete(t.bootstrap, ssp)
+			if len(t.bootstrap) == 0 {
+				t.bootstrapping.Store(false)
+				t.log.Info("bootstrapped: every bootstrap stream was read up to the end it had when the task started; the other inputs come now")
+			}
+		}
 		if len(t.ends) == 0 {
 			t.caughtUp = true
 			t.log.Info("caught up: every partition reached the end offset it had when the task started")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,3 +273,48 @@ func TestTaskWhosePartitionsChangeIsRestarted(t *testing.T) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// TestBootstrapStreamIsReadFirst: with pages a bootstrap stream, each task reads its
+// partition of pages up to the end it had at start before it is given any page view,
+// including page views that were waiting and ones that arrive meanwhile.
+func TestBootstrapStreamIsReadFirst(t *testing.T) {
+	// The in-memory consumer polls its partitions in no fixed order: several rounds
+	// make sure page views come before pages in some polls.
+	for range 10 {
+		bootstrapRound(t)
+	}
+}
+
+func bootstrapRound(t *testing.T) {
+	e := newEnv(t)
+	e.stream("pages", 2, 0)
+	e.stream("views", 2, 0)
+	appendAll(t, e, "views", []int32{0, 1}, 30, "early")
+	appendAll(t, e, "pages", []int32{0, 1}, 200, "page")
+	var mu sync.Mutex
+	order := map[int32][]string{}
+	e.tasks["test"] = copyTo("", nil, func(env system.IncomingEnvelope, _ task.Coordinator) error {
+		mu.Lock()
+		order[env.SSP.Partition] = append(order[env.SSP.Partition], env.SSP.Stream)
+		mu.Unlock()
+		return nil
+	})
+	cfg := baseConfig("task.inputs", "mem.views,mem.pages", "systems.mem.streams.pages.samza.bootstrap", "true")
+	if err := e.run(cfg, exitWhenCaughtUp); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		seq := order[p]
+		if len(seq) != 230 {
+			t.Fatalf("task %d processed %d messages, want 230", p, len(seq))
+		}
+		for i, s := range seq {
+			if (i < 200) != (s == "pages") {
+				t.Fatalf("task %d: message %d is of %s: a page view came before the pages were loaded", p, i, s)
+			}
+		}
+	}
+	if !strings.Contains(e.logs.String(), "bootstrapped: every bootstrap stream was read") {
+		t.Errorf("the end of bootstrapping was not logged:\n%s", e.logs)
+	}
+}

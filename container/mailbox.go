@@ -1,6 +1,7 @@
 package container
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,11 @@ type mailbox struct {
 	mu      sync.Mutex
 	batches []batch // oldest first
 	head    int     // batches[head:] are waiting
+	// prio, when set, is each partition's samza.priority: take returns the waiting
+	// batch of the highest priority first (arrival order among equals).
+	prio func(system.SystemStreamPartition) int
+	// held are partitions paused by hold (the task is bootstrapping).
+	held map[system.SystemStreamPartition]bool
 	paused  bool
 
 	ready chan struct{} // capacity 1: there are batches waiting
@@ -136,6 +142,9 @@ func (m *mailbox) take() (b batch, ok bool) {
 		m.mu.Unlock()
 		return batch{}, false
 	}
+	if m.prio != nil {
+		m.preferLocked()
+	}
 	b = m.batches[m.head]
 	m.batches[m.head] = batch{}
 	m.head++
@@ -163,7 +172,81 @@ func (m *mailbox) resumeLocked() {
 	if m.paused {
 		m.paused = false
 		for _, g := range m.pausers {
-			g.p.Resume(g.ssps...)
+			g.p.Resume(m.unheld(g.ssps)...)
+		}
+	}
+}
+
+// unheld returns ssps without the held ones.
+func (m *mailbox) unheld(ssps []system.SystemStreamPartition) []system.SystemStreamPartition {
+	if len(m.held) == 0 {
+		return ssps
+	}
+	out := make([]system.SystemStreamPartition, 0, len(ssps))
+	for _, ssp := range ssps {
+		if !m.held[ssp] {
+			out = append(out, ssp)
+		}
+	}
+	return out
+}
+
+// preferLocked moves the waiting batch of the highest priority (the first of those)
+// to the head, so that take returns it.
+func (m *mailbox) preferLocked() {
+	best := m.head
+	for i := m.head + 1; i < len(m.batches); i++ {
+		if m.prio(m.batches[i].envs[0].SSP) > m.prio(m.batches[best].envs[0].SSP) {
+			best = i
+		}
+	}
+	if best != m.head {
+		b := m.batches[best]
+		copy(m.batches[m.head+1:best+1], m.batches[m.head:best])
+		m.batches[m.head] = b
+	}
+}
+
+// hold pauses ssp at its consumer until release, whatever the slow-task pausing does
+// meanwhile: the task is bootstrapping and must not be given messages of ssp yet.
+func (m *mailbox) hold(ssp system.SystemStreamPartition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held[ssp] {
+		return
+	}
+	if m.held == nil {
+		m.held = map[system.SystemStreamPartition]bool{}
+	}
+	m.held[ssp] = true
+	for _, g := range m.pausers {
+		if slices.Contains(g.ssps, ssp) {
+			g.p.Pause(ssp)
+		}
+	}
+}
+
+// release resumes the partitions hold paused (unless the task is paused as slow).
+func (m *mailbox) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ssps []system.SystemStreamPartition
+	for ssp := range m.held {
+		ssps = append(ssps, ssp)
+	}
+	m.held = nil
+	if m.paused {
+		return // resumed with the rest when the task has caught up
+	}
+	for _, g := range m.pausers {
+		var mine []system.SystemStreamPartition
+		for _, ssp := range ssps {
+			if slices.Contains(g.ssps, ssp) {
+				mine = append(mine, ssp)
+			}
+		}
+		if len(mine) > 0 {
+			g.p.Resume(mine...)
 		}
 	}
 }

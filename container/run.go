@@ -419,7 +419,26 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 		}
 	}
 	core.trackCaughtUp(ends)
-	return newTaskRunner(core, c.opts.BufferedBatches), nil
+	if len(core.bootstrap) > 0 {
+		var parts []string
+		for _, ssp := range ssps {
+			if core.bootstrap[ssp] {
+				parts = append(parts, fmt.Sprintf("%s up to %s", ssp, ends[ssp]))
+			}
+		}
+		log.Info("bootstrapping: the task reads its bootstrap streams to their end before anything else", "partitions", strings.Join(parts, ", "))
+	}
+	tr := newTaskRunner(core, c.opts.BufferedBatches)
+	prios := map[system.SystemStream]int{}
+	for _, in := range c.jc.Inputs {
+		if p := c.jc.Priority(in); p != 0 {
+			prios[in] = p
+		}
+	}
+	if len(prios) > 0 {
+		tr.box.prio = func(ssp system.SystemStreamPartition) int { return prios[ssp.SystemStream] }
+	}
+	return tr, nil
 }
 
 // openTransaction opens task's transactional producer under exactly-once (nil

@@ -17,6 +17,31 @@ type taskRunner struct {
 	stopOnce sync.Once
 	done     chan struct{} // closed when run has returned
 	err      error         // what run returned; read after done
+	// held are batches of other inputs that came while the task was bootstrapping.
+	held []batch
+}
+
+// drainHeld processes, once the task has bootstrapped, the batches that waited, in
+// the order they came, and resumes their partitions.
+func (tr *taskRunner) drainHeld(ctx context.Context, pass func(upcalls, error) error) error {
+	t := tr.core
+	if len(tr.held) == 0 || len(t.bootstrap) > 0 {
+		return nil
+	}
+	held := tr.held
+	tr.held = nil
+	for i, b := range held {
+		up, err := t.processBatch(ctx, b.envs)
+		b.lease.release()
+		if err := pass(up, err); err != nil {
+			for _, rest := range held[i+1:] {
+				rest.lease.release()
+			}
+			return err
+		}
+	}
+	tr.box.release()
+	return nil
 }
 
 func newTaskRunner(core *taskCore, bufferedBatches int) *taskRunner {
@@ -75,9 +100,18 @@ func (tr *taskRunner) loop(ctx context.Context, commitEvery, windowEvery time.Du
 			}
 		case <-tr.box.ready:
 			if b, ok := tr.box.take(); ok {
+				if ssp := b.envs[0].SSP; t.holds(ssp) {
+					// Bootstrapping: keep it for later, and stop its partition.
+					tr.held = append(tr.held, b)
+					tr.box.hold(ssp)
+					continue
+				}
 				up, err := t.processBatch(ctx, b.envs)
 				b.lease.release()
 				if err := pass(up, err); err != nil {
+					return err
+				}
+				if err := tr.drainHeld(ctx, pass); err != nil {
 					return err
 				}
 			}

@@ -43,6 +43,15 @@ func (s *status) report(ctx context.Context) {
 			attrs = append(attrs, "lag_by_task", lags)
 		}
 	}
+	var booting []string
+	for _, name := range sortedNames(s.r.tasks) {
+		if s.r.tasks[name].core.bootstrapping.Load() {
+			booting = append(booting, strings.TrimPrefix(name, "Partition "))
+		}
+	}
+	if len(booting) > 0 {
+		attrs = append(attrs, "bootstrapping", strings.Join(booting, ","))
+	}
 	if co := s.r.coord; co != nil {
 		gctx, cancel := context.WithTimeout(ctx, time.Second)
 		gs, err := co.Status(gctx)

@@ -370,6 +370,14 @@ func (c *Config) validateOffsetKeys(p *config.Problems) {
 			if _, ok := parseOffsetType(v); !ok {
 				p.Add(key, v, "must be oldest, upcoming or newest")
 			}
+		case strings.HasSuffix(key, ".samza.bootstrap"):
+			if _, err := c.Raw.Bool(key, false); err != nil {
+				p.AddErr(err)
+			}
+		case strings.HasSuffix(key, ".samza.priority"):
+			if _, err := c.Raw.Int(key, 0); err != nil {
+				p.AddErr(err)
+			}
 		case strings.HasSuffix(key, ".samza.reset.offset"):
 			if _, err := c.Raw.Bool(key, false); err != nil {
 				p.AddErr(err)
@@ -514,4 +522,29 @@ func (c *Config) checkExactlyOnce(p *config.Problems) {
 	if err == nil && c.CommitInterval >= timeout {
 		p.Add(KeyCommitMs, fmt.Sprint(c.CommitInterval.Milliseconds()), "must be below %s (%d): the broker aborts a transaction left open longer", key, timeout.Milliseconds())
 	}
+}
+
+// Bootstrap reports whether ss is a bootstrap stream (samza.bootstrap=true, per stream
+// or for the system's streams): each task reads its partitions of it up to the end
+// they had when the task started before it is given any message of its other inputs.
+func (c *Config) Bootstrap(ss system.SystemStream) bool {
+	for _, key := range []string{streamKey(ss, "samza.bootstrap"), "systems." + ss.System + ".default.stream.samza.bootstrap"} {
+		if c.Raw.Has(key) {
+			v, _ := c.Raw.Bool(key, false)
+			return v
+		}
+	}
+	return false
+}
+
+// Priority is ss's samza.priority (default 0): when a task has messages of several
+// inputs waiting, those of the higher priority come first.
+func (c *Config) Priority(ss system.SystemStream) int {
+	for _, key := range []string{streamKey(ss, "samza.priority"), "systems." + ss.System + ".default.stream.samza.priority"} {
+		if c.Raw.Has(key) {
+			v, _ := c.Raw.Int(key, 0)
+			return int(v)
+		}
+	}
+	return 0
 }

@@ -120,7 +120,7 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		"yarn.container.memory.mb=1024",
 		"stores.counts.factory=org.apache.samza.storage.kv.RocksDbKeyValueStorageEngineFactory",
 		"task.broadcast.inputs=kafka.config#0",
-		"systems.kafka.streams.Config.samza.bootstrap=true",
+		"job.elasticity.factor=2",
 	}, "\n"))
 	r := job.CheckKeys(c, nil, nil)
 	ignored := messages(r.Ignored)
@@ -132,7 +132,7 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		}
 	}
 	warned := messages(r.Warnings)
-	for _, key := range []string{"stores.counts.factory", "task.broadcast.inputs", "systems.kafka.streams.Config.samza.bootstrap"} {
+	for _, key := range []string{"stores.counts.factory", "task.broadcast.inputs", "job.elasticity.factor"} {
 		if !strings.Contains(warned[key], "not supported by Sluice") {
 			t.Errorf("%s: warning %q, want not supported", key, warned[key])
 		}
