@@ -34,8 +34,8 @@ type mailbox struct {
 	// batch of the highest priority first (arrival order among equals).
 	prio func(system.SystemStreamPartition) int
 	// held are partitions paused by hold (the task is bootstrapping).
-	held map[system.SystemStreamPartition]bool
-	paused  bool
+	held   map[system.SystemStreamPartition]bool
+	paused bool
 
 	ready chan struct{} // capacity 1: there are batches waiting
 	room  chan struct{} // capacity 1: a batch was taken
