@@ -174,7 +174,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 				changed = !t.equal(pk.ssp, old, off)
 			} else {
 				if defaults[pk.task] == nil {
-					d, err := t.m.DefaultStarts(pk.task)
+					d, err := t.m.DefaultStarts(pk.task, s.checkpointed())
 					if err != nil {
 						return nil, fmt.Errorf("default starting offsets of task %q: %w", pk.task, err)
 					}

@@ -223,6 +223,17 @@ type stored struct {
 	corrupt map[string]error
 }
 
+// checkpointed returns the input streams of which some task holds a checkpoint.
+func (s *stored) checkpointed() map[system.SystemStream]bool {
+	known := map[system.SystemStream]bool{}
+	for _, cp := range s.cps {
+		for ssp := range cp.Offsets {
+			known[ssp.SystemStream] = true
+		}
+	}
+	return known
+}
+
 func (t *Tool) manager() (checkpoint.Manager, error) {
 	if t.m.Checkpoints == nil {
 		return nil, badInput("job %q has no checkpoint manager (task.checkpoint.factory is not set): it keeps no checkpoints to print or rewrite", t.m.Job.Name)
@@ -360,7 +371,7 @@ func (t *Tool) Print(ctx context.Context) error {
 	for _, task := range s.tasks {
 		cp, has := s.cps[task]
 		err := writeTask(&b, task, t.m.Tasks[task], cp, has, func() (map[system.SystemStreamPartition]offset.Start, error) {
-			return t.m.DefaultStarts(task)
+			return t.m.DefaultStarts(task, s.checkpointed())
 		})
 		if err != nil {
 			return err
@@ -444,6 +455,9 @@ func writeTask(b *bytes.Buffer, task string, ssps []system.SystemStreamPartition
 				b.WriteString("# are stored, which pins it there; delete them to keep starting at the default.\n")
 			}
 			inDefaults = true
+			if starts[ssp].Reason == offset.FromNewPartition {
+				fmt.Fprintf(b, "# (new partition: the job has checkpoints of other partitions of %s, so this one starts at its oldest offset)\n", commentSafe(ssp.SystemStream.String()))
+			}
 		} else {
 			inDefaults = false
 		}

@@ -89,8 +89,11 @@ func (m *Model) Admin(sys string) (system.Admin, bool) {
 }
 
 // DefaultStarts returns where each partition of task would start without a checkpoint.
-func (m *Model) DefaultStarts(task string) (map[system.SystemStreamPartition]offset.Start, error) {
-	return offset.Resolve(m.Job, task, m.Tasks[task], checkpoint.Checkpoint{}, nil, m.Meta, m.Admin, m.c.log)
+// checkpointed holds the input streams of which the job has checkpointed a partition
+// in any task: a partition of one of them without a checkpoint is new and starts at
+// its oldest offset, as `sluice run` starts it (see offset.Resolve).
+func (m *Model) DefaultStarts(task string, checkpointed map[system.SystemStream]bool) (map[system.SystemStreamPartition]offset.Start, error) {
+	return offset.Resolve(m.Job, task, m.Tasks[task], checkpoint.Checkpoint{}, checkpointed, m.Meta, m.Admin, m.c.log)
 }
 
 // Close stops the checkpoint manager and the systems.
