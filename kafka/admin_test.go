@@ -188,7 +188,8 @@ func TestNewStartsNothing(t *testing.T) {
 	if _, err := NewCheckpointManager(s, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if after := runtime.NumGoroutine(); after != before {
+	// Goroutines of earlier tests may still be ending: only more is a failure.
+	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("goroutines: %d before New, %d after", before, after)
 	}
 }
