@@ -1,6 +1,7 @@
 // Package builtin holds the tasks the sluice binary ships, so a job can run with no user
-// code: passthrough copies its inputs to an output stream, and pageview-counter counts
-// page views from JSON events and emits the counts on a timer.
+// code: passthrough copies its inputs to an output stream, pageview-counter counts
+// page views from JSON events and emits the counts on a timer, and page-enricher joins
+// page views with a table of page titles read from a (bootstrap) stream.
 package builtin
 
 import (
@@ -11,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-streams/sluice/config"
@@ -22,6 +24,8 @@ import (
 const (
 	KeyPassthroughOutput = "task.passthrough.output"
 	KeyPageViewOutput    = "task.pageview-counter.output"
+	KeyEnricherOutput    = "task.page-enricher.output"
+	KeyEnricherPages     = "task.page-enricher.pages"
 )
 
 // Tasks returns the built-in task definitions by task.class name.
@@ -38,6 +42,11 @@ func Tasks() map[string]task.Definition {
 			Outputs:       outputs(KeyPageViewOutput),
 			WindowDefault: 10 * time.Second,
 		},
+		"page-enricher": {
+			New:     newPageEnricher,
+			Keys:    []string{KeyEnricherOutput, KeyEnricherPages},
+			Outputs: outputs(KeyEnricherOutput),
+		},
 	}
 }
 
@@ -53,9 +62,14 @@ func outputs(key string) func(config.Config) ([]system.SystemStream, error) {
 }
 
 func output(cfg config.Config, key string) (system.SystemStream, error) {
+	return stream(cfg, key, "the output stream")
+}
+
+// stream reads key, a stream named as system.stream; what says what it is for.
+func stream(cfg config.Config, key, what string) (system.SystemStream, error) {
 	v := cfg.GetOr(key, "")
 	if v == "" {
-		return system.SystemStream{}, &config.Error{Key: key, Msg: "is required: the output stream, as system.stream"}
+		return system.SystemStream{}, &config.Error{Key: key, Msg: "is required: " + what + ", as system.stream"}
 	}
 	ss, err := system.ParseSystemStream(v)
 	if err != nil {
@@ -158,6 +172,66 @@ func (c *PageViewCounter) Window(ctx context.Context, out task.Collector, _ task
 
 // Counts returns a copy of the counts so far.
 func (c *PageViewCounter) Counts() map[string]int64 { return maps.Clone(c.counts) }
+
+// EnrichedPageView is the message page-enricher emits for every page view: the view
+// with the title its page had in the pages table when the view was processed (none
+// when the table had no row for the page).
+type EnrichedPageView struct {
+	Page  string `json:"page"`
+	User  string `json:"user,omitempty"`
+	Title string `json:"title,omitempty"`
+}
+
+// PageEnricher joins page views with a table of pages. The table is a stream (named by
+// task.page-enricher.pages, also one of the job's inputs) whose messages are rows: the
+// key is the page, the message its title, and an empty message deletes the row. Every
+// other input holds page-view JSON events; each is sent to task.page-enricher.output,
+// to the same partition, with its page's title. The table lives in memory, so its
+// stream is a bootstrap stream read from its oldest offset on every start
+// (samza.bootstrap=true, samza.reset.offset=true, samza.offset.default=oldest): then no
+// view is enriched before the table is loaded. The table and the views must be
+// partitioned alike (by page), since each task sees one partition of each.
+type PageEnricher struct {
+	out, pages system.SystemStream
+	titles     map[string]string
+}
+
+func newPageEnricher(_ string, cfg config.Config) (task.StreamTask, error) {
+	out, err := output(cfg, KeyEnricherOutput)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := stream(cfg, KeyEnricherPages, "the input stream of the pages table")
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(strings.Split(strings.ReplaceAll(cfg.GetOr("task.inputs", ""), " ", ""), ","), pages.String()) {
+		return nil, &config.Error{Key: KeyEnricherPages, Value: pages.String(), Msg: "is not one of task.inputs: the task reads the table from its input"}
+	}
+	return &PageEnricher{out: out, pages: pages, titles: map[string]string{}}, nil
+}
+
+// Process implements task.StreamTask. A page view that is not JSON is an error
+// (task.Skippable, as for pageview-counter).
+func (e *PageEnricher) Process(ctx context.Context, env system.IncomingEnvelope, out task.Collector, _ task.Coordinator) error {
+	if env.SSP.SystemStream == e.pages {
+		if len(env.Message) == 0 {
+			delete(e.titles, string(env.Key))
+		} else {
+			e.titles[string(env.Key)] = string(env.Message)
+		}
+		return nil
+	}
+	var pv PageView
+	if err := json.Unmarshal(env.Message, &pv); err != nil {
+		return task.Skippable(fmt.Errorf("not a page-view JSON event (%s): %w", clip(env.Message), err))
+	}
+	b, err := json.Marshal(EnrichedPageView{Page: pv.Page, User: pv.User, Title: e.titles[pv.Page]})
+	if err != nil {
+		return err
+	}
+	return out.Send(ctx, system.OutgoingEnvelope{Stream: e.out, Partition: env.SSP.Partition, Key: env.Key, Message: b, Timestamp: env.Timestamp})
+}
 
 func clip(b []byte) string {
 	const max = 80

@@ -116,3 +116,43 @@ func mustMessages(t *testing.T, s *inmem.Store, stream string) [][]byte {
 	}
 	return out
 }
+
+func TestPageEnricherJoinsViewsWithTheTable(t *testing.T) {
+	s := inmem.NewStore()
+	s.CreateStream("in", 1)
+	s.CreateStream("pages", 1)
+	s.CreateStream("out", 1)
+	s.Append("pages", 0, []byte("/a"), []byte("A"))
+	s.Append("pages", 0, []byte("/b"), []byte("B"))
+	s.Append("pages", 0, []byte("/b"), nil) // deletes the row of /b
+	for _, p := range []string{"/a", "/b"} {
+		s.Append("in", 0, []byte(p), []byte(`{"page":"`+p+`","user":"u"}`))
+	}
+	err := run(t, s, "task.class", "page-enricher", "task.inputs", "mem.in,mem.pages", "task.page-enricher.pages", "mem.pages",
+		"task.page-enricher.output", "mem.out", "systems.mem.streams.pages.samza.bootstrap", "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := s.Messages("out", 0)
+	var got []string
+	for _, m := range msgs {
+		var v builtin.EnrichedPageView
+		if err := json.Unmarshal(m.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v.Page+"="+v.Title)
+	}
+	if want := "/a=A /b="; strings.Join(got, " ") != want {
+		t.Errorf("enriched %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func TestPageEnricherNeedsItsTableAmongTheInputs(t *testing.T) {
+	s := inmem.NewStore()
+	s.CreateStream("in", 1)
+	s.CreateStream("out", 1)
+	err := run(t, s, "task.class", "page-enricher", "task.page-enricher.pages", "mem.pages", "task.page-enricher.output", "mem.out")
+	if err == nil || !strings.Contains(err.Error(), "task.page-enricher.pages") || !strings.Contains(err.Error(), "not one of task.inputs") {
+		t.Errorf("error = %v", err)
+	}
+}

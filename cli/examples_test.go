@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -213,5 +214,97 @@ func TestSeedConfigurationRunsUnchanged(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("checkpoint-tool output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestExamplePageEnricherLoadsTheTableFirst: the page views are written before the
+// pages table, and the row of their page comes last in the table, after thousands of
+// others; yet every view is enriched with its title, because the table is a bootstrap
+// stream. A second start reloads the whole table (a changed row applies) and
+// processes only the new views.
+func TestExamplePageEnricherLoadsTheTableFirst(t *testing.T) {
+	testExamplePageEnricher(t, "page-enricher.properties")
+}
+
+func testExamplePageEnricher(t *testing.T, example string, set ...string) {
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "PageViewEvent", "pages", "PageViewsEnriched"))
+	seeds := kafkatest.Seeds(c)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cfg := exampleConfig(t, example, seeds, set...)
+	row := func(p int32, page, title string) *kgo.Record {
+		return &kgo.Record{Topic: "pages", Partition: p, Key: []byte(page), Value: []byte(title)}
+	}
+	produceViews(t, cl, 0, "/zero", 500)
+	produceViews(t, cl, 1, "/one", 500)
+	var rows []*kgo.Record
+	for i := range 3000 {
+		rows = append(rows, row(int32(i%2), "/filler/"+strconv.Itoa(i), "filler"))
+	}
+	rows = append(rows, row(0, "/zero", "Zero"), row(1, "/one", "One"))
+	if err := cl.ProduceSync(t.Context(), rows...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func() string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := cli.Main(t.Context(), []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+		}
+		return stderr.String()
+	}
+	log1 := run()
+	got := enrichedTitles(t, seeds)
+	if want := map[string]int{"/zero Zero": 500, "/one One": 500}; !maps.Equal(got, want) {
+		t.Fatalf("enriched views (page, title: count) %v, want %v: a view was processed before its page's row; log:\n%s", got, want, log1)
+	}
+	if n := strings.Count(log1, "bootstrapped"); n != 2 {
+		t.Errorf("first run: %d tasks logged that they bootstrapped, want 2:\n%s", n, log1)
+	}
+
+	// The second start: a renamed page, 10 new views of it.
+	if err := cl.ProduceSync(t.Context(), row(0, "/zero", "Zero, renamed")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceViews(t, cl, 0, "/zero", 10)
+	log2 := run()
+	got = enrichedTitles(t, seeds)
+	if want := map[string]int{"/zero Zero": 500, "/one One": 500, "/zero Zero, renamed": 10}; !maps.Equal(got, want) {
+		t.Errorf("after the second run: %v, want %v; log:\n%s", got, want, log2)
+	}
+	// 1,502 rows of partition 0 and 1,501 of partition 1 again (the reset), and the 10 new views.
+	if want := "processed=3013 "; !strings.Contains(log2, want) {
+		t.Errorf("second run: log lacks %q (the whole table again, only the new views):\n%s", want, log2)
+	}
+}
+
+// enrichedTitles reads PageViewsEnriched and counts its views by "page title".
+func enrichedTitles(t *testing.T, seeds string) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.ConsumeTopics("PageViewsEnriched"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	out := map[string]int{}
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.Empty() {
+			return out
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var v builtin.EnrichedPageView
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatalf("PageViewsEnriched holds %q: %v", r.Value, err)
+			}
+			out[v.Page+" "+v.Title]++
+		})
 	}
 }

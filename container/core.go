@@ -313,7 +313,9 @@ func (t *taskCore) checkCaughtUp(ssp system.SystemStreamPartition) bool {
 		delete(t.ends, ssp)
 		if t.bootstrap[ssp] {
 			delete(t.bootstrap, ssp)
-			if len(t.bootstrap) == 0 {
+			if len(t.bootstrap) > 0 {
+				t.log.Info("bootstrapping: a bootstrap partition was read to its end", "partition", ssp.String(), "end", end, "bootstrap_partitions_left", len(t.bootstrap))
+			} else {
 				t.bootstrapping.Store(false)
 				t.log.Info("bootstrapped: every bootstrap stream was read up to the end it had when the task started; the other inputs come now")
 			}

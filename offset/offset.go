@@ -20,6 +20,7 @@ package offset
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 
 	"github.com/sluice-streams/sluice/checkpoint"
@@ -109,7 +110,7 @@ func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 	if checkpointed && reset {
 		s, err := defaultStart(jc, ssp, md)
 		s.Reason = FromReset
-		s.Detail = fmt.Sprintf("samza.reset.offset=true ignores checkpoint %s; %s", off, s.Detail)
+		s.Detail = fmt.Sprintf("samza.reset.offset=true ignores checkpoint %s; %s", off, strings.TrimPrefix(s.Detail, "no checkpoint; "))
 		return s, err
 	}
 	if !checkpointed && streamCheckpointed && !reset {
