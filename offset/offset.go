@@ -20,8 +20,8 @@ package offset
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/job"
