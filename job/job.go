@@ -354,6 +354,7 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 	c.parseCoordinator(&p)
 	c.checkExactlyOnce(&p)
 	c.validateOffsetKeys(&p)
+	c.checkDeleteCommitted(&p)
 	return c, p.Err()
 }
 
@@ -521,6 +522,47 @@ func (c *Config) checkExactlyOnce(p *config.Problems) {
 	timeout, err := c.Raw.Millis(key, 10*time.Second)
 	if err == nil && c.CommitInterval >= timeout {
 		p.Add(KeyCommitMs, fmt.Sprint(c.CommitInterval.Milliseconds()), "must be below %s (%d): the broker aborts a transaction left open longer", key, timeout.Milliseconds())
+	}
+}
+
+// deleteCommittedKey returns the key that says whether the messages of ss below the
+// job's checkpoints are deleted (samza.delete.committed.messages: per stream, for the
+// system's streams, or for the system), with its value; "" when none is set.
+func (c *Config) deleteCommittedKey(ss system.SystemStream) (string, bool) {
+	for _, key := range []string{
+		streamKey(ss, "samza.delete.committed.messages"),
+		"systems." + ss.System + ".default.stream.samza.delete.committed.messages",
+		"systems." + ss.System + ".samza.delete.committed.messages",
+	} {
+		if c.Raw.Has(key) {
+			v, _ := c.Raw.Bool(key, false)
+			return key, v
+		}
+	}
+	return "", false
+}
+
+// DeleteCommitted reports whether the messages of input ss below the job's
+// checkpoints are deleted after each checkpoint (the system does it).
+func (c *Config) DeleteCommitted(ss system.SystemStream) bool {
+	_, on := c.deleteCommittedKey(ss)
+	return on
+}
+
+// checkDeleteCommitted refuses deleting committed messages where the job needs them
+// again: without checkpoints, or of a stream it rereads on every start.
+func (c *Config) checkDeleteCommitted(p *config.Problems) {
+	for _, in := range c.Inputs {
+		key, on := c.deleteCommittedKey(in)
+		if !on {
+			continue
+		}
+		switch {
+		case c.CheckpointFactory == "":
+			p.Add(key, "true", "needs checkpoints (task.checkpoint.factory): messages are deleted below the offsets the job has checkpointed")
+		case c.ResetOffset(in):
+			p.Add(key, "true", "would delete messages of %s, which has samza.reset.offset=true: the job reads it again from its default offset on every start; set %s=false", in, streamKey(in, "samza.delete.committed.messages"))
+		}
 	}
 }
 

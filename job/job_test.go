@@ -197,3 +197,39 @@ func TestProgramAliasesResolveFactoryNames(t *testing.T) {
 		t.Errorf("Parse: SystemFactories = %v", jc.SystemFactories)
 	}
 }
+
+func TestDeleteCommittedMessagesRefusedWhereTheJobNeedsThem(t *testing.T) {
+	base := map[string]string{
+		"job.name": "j", "task.class": "t", "task.inputs": "k.in,k.table", "systems.k.samza.factory": "kafka",
+		"task.checkpoint.factory": "kafka", "task.checkpoint.system": "k",
+	}
+	for _, tc := range []struct {
+		kv   map[string]string
+		want string // "" when accepted
+	}{
+		{map[string]string{"systems.k.samza.delete.committed.messages": "true"}, ""},
+		{map[string]string{"systems.k.samza.delete.committed.messages": "true", "task.checkpoint.factory": ""}, "systems.k.samza.delete.committed.messages=true: needs checkpoints"},
+		{map[string]string{"systems.k.samza.delete.committed.messages": "true", "systems.k.streams.table.samza.reset.offset": "true"},
+			"systems.k.samza.delete.committed.messages=true: would delete messages of k.table, which has samza.reset.offset=true"},
+		// The stream's own key takes precedence over the system's.
+		{map[string]string{"systems.k.samza.delete.committed.messages": "true", "systems.k.streams.table.samza.reset.offset": "true",
+			"systems.k.streams.table.samza.delete.committed.messages": "false"}, ""},
+		{map[string]string{"systems.k.streams.table.samza.delete.committed.messages": "true", "systems.k.default.stream.samza.reset.offset": "true"},
+			"systems.k.streams.table.samza.delete.committed.messages=true: would delete"},
+	} {
+		m := maps.Clone(base)
+		maps.Copy(m, tc.kv)
+		if m["task.checkpoint.factory"] == "" {
+			delete(m, "task.checkpoint.factory")
+		}
+		jc, err := job.Parse(config.New(m))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.kv, err)
+		case tc.want == "" && !jc.DeleteCommitted(system.SystemStream{System: "k", Stream: "in"}):
+			t.Errorf("%v: k.in's committed messages are not deleted", tc.kv)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v, want one with %q", tc.kv, err, tc.want)
+		}
+	}
+}

@@ -132,6 +132,9 @@ type settings struct {
 	deliveryTimeout    time.Duration
 	transactionTimeout time.Duration // of exactly-once tasks' producers
 
+	// delete says of which inputs committed messages are deleted (deleter.go).
+	delete deleteSettings
+
 	// extra are the program's extra client options (WithClientOptsFunc).
 	extra []func(Role) []kgo.Opt
 }
@@ -210,6 +213,7 @@ func parseSettings(name string, cfg config.Config) (*settings, error) {
 	parseConsumer(&p, cfg, prefix+"consumer.", s)
 	parseStreamResets(&p, cfg, prefix+"streams.", s)
 	parseProducer(&p, cfg, prefix+"producer.", s)
+	parseDelete(&p, cfg, prefix, s)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}

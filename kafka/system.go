@@ -46,6 +46,9 @@ type System struct {
 	opened  map[*Consumer]struct{}
 	resets  atomic.Int64
 	skipped atomic.Int64
+	// del deletes committed input messages (samza.delete.committed.messages); nil
+	// when the system deletes none.
+	del *deleter
 }
 
 // adminMetadataMinAge is how long admin clients reuse cached metadata: short, so
@@ -105,6 +108,9 @@ func New(name string, cfg config.Config, logger *slog.Logger, opts ...Option) (*
 		opt(&o)
 	}
 	set.extra = o.client
+	if set.delete.any() {
+		s.del = newDeleter(s)
+	}
 	return s, nil
 }
 
@@ -275,6 +281,12 @@ func (s *System) Close() error {
 		return nil
 	}
 	s.state = stateClosed
+	if s.del != nil {
+		// Unlocked: a round under way takes s.mu for the admin client.
+		s.mu.Unlock()
+		s.del.close()
+		s.mu.Lock()
+	}
 	consumers := make([]*Consumer, 0, len(s.opened))
 	for c := range s.opened {
 		consumers = append(consumers, c)

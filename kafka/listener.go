@@ -1,0 +1,16 @@
+package kafka
+
+import "github.com/sluice-streams/sluice/system"
+
+var _ system.CheckpointListener = (*Consumer)(nil)
+
+// OnCheckpoint implements system.CheckpointListener: the container calls it after each
+// checkpoint of a task is written, with the task's offsets of this consumer's
+// partitions. With samza.delete.committed.messages, the records below those offsets
+// are deleted (batched, at most once per interval; see the deleter).
+func (c *Consumer) OnCheckpoint(offsets map[system.SystemStreamPartition]string) error {
+	if c.s.del == nil {
+		return nil
+	}
+	return c.s.del.note(offsets)
+}
