@@ -102,7 +102,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 	if err != nil {
 		return nil, err
 	}
-	kp := newKeyParser(s.tasks, t.m.Tasks, t.m.Job.Inputs)
+	kp := newKeyParser(s.tasks, t.m.Tasks, t.m.Job.ReadStreams())
 
 	var problems, warnings, notes []Problem
 	problem := func(e properties.Entry, format string, args ...any) {
@@ -405,18 +405,18 @@ func (t *Tool) PlanReset(ctx context.Context, target ResetTarget, streams []syst
 	want := map[system.SystemStream]bool{}
 	var bad []string
 	for _, ss := range streams {
-		if !slices.Contains(t.m.Job.Inputs, ss) {
+		if !slices.Contains(t.m.Job.ReadStreams(), ss) {
 			bad = append(bad, ss.String())
 		}
 		want[ss] = true
 	}
 	if len(bad) > 0 {
-		return nil, badInput("--streams: %s %s (task.inputs: %s)", strings.Join(bad, ", "), plural(len(bad), "is not an input of the job", "are not inputs of the job"), streamList(t.m.Job.Inputs))
+		return nil, badInput("--streams: %s %s (task.inputs: %s)", strings.Join(bad, ", "), plural(len(bad), "is not an input of the job", "are not inputs of the job"), streamList(t.m.Job.ReadStreams()))
 	}
 	selected := func(ss system.SystemStream) bool { return len(want) == 0 || want[ss] }
 	timers := map[string]OffsetForTimer{}
 	if target.Position == "" {
-		for _, in := range t.m.Job.Inputs {
+		for _, in := range t.m.Job.ReadStreams() {
 			if !selected(in) {
 				continue
 			}

@@ -66,18 +66,26 @@ func GroupSettings(jc *job.Config) map[string]string {
 		inputs[i] = in.String()
 	}
 	slices.Sort(inputs)
-	return map[string]string{
+	set := map[string]string{
 		job.KeyInputs:    strings.Join(inputs, ","),
 		job.KeyTaskClass: jc.TaskClass,
 		job.KeyJobID:     jc.ID,
 	}
+	if len(jc.Broadcast) > 0 {
+		b := make([]string, len(jc.Broadcast))
+		for i, ssp := range jc.Broadcast {
+			b[i] = ssp.String()
+		}
+		set[job.KeyBroadcastInputs] = strings.Join(b, ",")
+	}
+	return set
 }
 
 // taskCount is how many tasks the inputs make: one per partition number.
-func taskCount(meta map[system.SystemStreamPartition]system.PartitionMetadata) int32 {
+func taskCount(byPartition map[int32][]system.SystemStreamPartition) int32 {
 	var n int32
-	for ssp := range meta {
-		n = max(n, ssp.Partition+1)
+	for p := range byPartition {
+		n = max(n, p+1)
 	}
 	return n
 }

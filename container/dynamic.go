@@ -56,12 +56,12 @@ func (r *run) monitorPartitions(ctx context.Context, known map[system.SystemStre
 // *PartitionsChangedError, so that a restart picks the new partitions up.
 func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStreamPartition]system.PartitionMetadata, votes, caught map[string]bool) error {
 	changes := changedCounts(partitionCounts(r.meta), partitionCounts(meta))
-	byPartition := taskPartitions(meta)
+	byPartition := taskPartitions(r.c.jc, meta)
 	want := map[string][]system.SystemStreamPartition{}
 	if r.coord != nil {
 		// The group decides who runs the new tasks: tell it there are more; this
 		// container only restarts the tasks it runs whose partitions changed.
-		if err := r.coord.Grow(ctx, taskCount(meta)); err != nil {
+		if err := r.coord.Grow(ctx, taskCount(byPartition)); err != nil {
 			r.log.Warn("task group: could not tell the group about the new tasks; it will be told at the next change", "error", err)
 		}
 		for name := range r.tasks {
@@ -136,7 +136,7 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if _, err := fmt.Sscanf(name, "Partition %d", &p); err != nil {
 		return fmt.Errorf("add task %q: not a task name", name)
 	}
-	ssps := taskPartitions(r.meta)[p]
+	ssps := taskPartitions(r.c.jc, r.meta)[p]
 	if len(ssps) == 0 {
 		return nil // its partitions went away meanwhile
 	}
@@ -166,6 +166,9 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	}
 	bySys := map[string]map[system.SystemStreamPartition]string{}
 	for _, ssp := range ssps {
+		if r.c.jc.IsBroadcast(ssp) {
+			continue // read by the task's own consumer
+		}
 		if bySys[ssp.System] == nil {
 			bySys[ssp.System] = map[system.SystemStreamPartition]string{}
 		}
@@ -180,6 +183,9 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 		if created {
 			fresh[sys] = cons
 		}
+	}
+	if err := r.openOwn(ctx, tr); err != nil {
+		return errors.Join(err, tr.closeOwn(), tr.core.close())
 	}
 	r.setPausers(tr)
 	r.tasks[name] = tr
@@ -207,6 +213,7 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if tr.core.caughtUp { // read before its goroutine owns it
 		caught[name] = true
 	}
+	r.startOwn(tr)
 	r.startRunner(tr)
 	r.log.Info("task added", "task", name, "partitions", len(ssps))
 	r.c.opts.Events.taskAdded(taskEvent(tr, "its input partitions appeared"))
@@ -265,7 +272,12 @@ func (r *run) retireWith(ctx context.Context, name, why string, commit bool, don
 	}
 	bySys := map[string][]system.SystemStreamPartition{}
 	for _, ssp := range tr.core.ssps {
-		bySys[ssp.System] = append(bySys[ssp.System], ssp)
+		if !r.c.jc.IsBroadcast(ssp) {
+			bySys[ssp.System] = append(bySys[ssp.System], ssp)
+		}
+	}
+	if tr.own != nil && tr.own.cancel != nil {
+		tr.own.cancel() // its own consumers: closed below, once its dispatchers stopped
 	}
 	for _, sys := range slices.Sorted(maps.Keys(bySys)) {
 		pc, ok := r.consumers[sys].(system.PartitionChanger)
@@ -286,6 +298,7 @@ func (r *run) retireWith(ctx context.Context, name, why string, commit bool, don
 		if errors.Is(err, errTransactionAborted) {
 			err = nil // the reason for a rewind, not a failure of the removal
 		}
+		err = errors.Join(err, tr.closeOwn())
 		t := tr.core
 		if commit && !t.commitFailed && !t.outputLost.Load() {
 			cctx, cancel := context.WithTimeout(commitCtx, r.c.jc.ShutdownTimeout)

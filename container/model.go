@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/job"
@@ -52,23 +51,13 @@ func (m *Model) open(ctx context.Context) error {
 		}
 		m.started = append(m.started, c.systems[name])
 	}
-	bySystem := map[string][]string{}
-	for _, in := range c.jc.Inputs {
-		bySystem[in.System] = append(bySystem[in.System], in.Stream)
+	meta, err := jobMetadata(ctx, c.jc, c.systems)
+	if err != nil {
+		return err
 	}
-	for sys, streams := range bySystem {
-		md, err := c.systems[sys].Admin().Partitions(ctx, streams...)
-		if err != nil {
-			return fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
-		}
-		maps.Copy(m.Meta, md)
-	}
-	for ssp := range m.Meta {
-		name := job.TaskName(ssp.Partition)
-		m.Tasks[name] = append(m.Tasks[name], ssp)
-	}
-	for _, ssps := range m.Tasks {
-		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
+	m.Meta = meta
+	for p, ssps := range taskPartitions(c.jc, meta) {
+		m.Tasks[job.TaskName(p)] = ssps
 	}
 	if c.cpm != nil {
 		if err := c.cpm.Start(ctx); err != nil {

@@ -121,36 +121,58 @@ func (r *run) admin(sys string) (system.Admin, bool) {
 	return s.Admin(), true
 }
 
-// inputMetadata reads the partition metadata of every input stream.
+// inputMetadata reads the partition metadata of every partition the job reads (see
+// jobMetadata).
 func (r *run) inputMetadata(ctx context.Context) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
+	return jobMetadata(ctx, r.c.jc, r.c.systems)
+}
+
+// jobMetadata reads the partition metadata of every partition the job reads: every
+// partition of its inputs, and its broadcast partitions (task.broadcast.inputs), of
+// which a stream that is no input gives only those.
+func jobMetadata(ctx context.Context, jc *job.Config, systems map[string]system.System) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
+	bySystem := map[string][]string{}
+	for _, ss := range jc.ReadStreams() {
+		bySystem[ss.System] = append(bySystem[ss.System], ss.Stream)
+	}
 	meta := map[system.SystemStreamPartition]system.PartitionMetadata{}
-	for sys, streams := range inputsBySystem(r.c.jc) {
-		md, err := r.c.systems[sys].Admin().Partitions(ctx, streams...)
+	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
+		streams := bySystem[sys]
+		md, err := systems[sys].Admin().Partitions(ctx, streams...)
 		if err != nil {
 			return nil, fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
 		}
-		maps.Copy(meta, md)
+		for ssp, m := range md {
+			if slices.Contains(jc.Inputs, ssp.SystemStream) || jc.IsBroadcast(ssp) {
+				meta[ssp] = m
+			}
+		}
+	}
+	var missing []string
+	for _, ssp := range jc.Broadcast {
+		if _, ok := meta[ssp]; !ok {
+			missing = append(missing, ssp.String())
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s: no such partition: %s", job.KeyBroadcastInputs, strings.Join(missing, ", "))
 	}
 	return meta, nil
 }
 
-func inputsBySystem(jc *job.Config) map[string][]string {
-	bySystem := map[string][]string{}
-	for _, in := range jc.Inputs {
-		bySystem[in.System] = append(bySystem[in.System], in.Stream)
-	}
-	return bySystem
-}
-
 // taskPartitions groups partitions into tasks: task "Partition N" reads partition N of
-// every input, in order.
-func taskPartitions(meta map[system.SystemStreamPartition]system.PartitionMetadata) map[int32][]system.SystemStreamPartition {
+// every input, in order, and every broadcast partition.
+func taskPartitions(jc *job.Config, meta map[system.SystemStreamPartition]system.PartitionMetadata) map[int32][]system.SystemStreamPartition {
 	byPartition := map[int32][]system.SystemStreamPartition{}
 	for ssp := range meta {
-		byPartition[ssp.Partition] = append(byPartition[ssp.Partition], ssp)
+		if !jc.IsBroadcast(ssp) {
+			byPartition[ssp.Partition] = append(byPartition[ssp.Partition], ssp)
+		}
 	}
-	for _, ssps := range byPartition {
+	for p, ssps := range byPartition {
+		ssps = append(ssps, jc.Broadcast...)
 		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
+		byPartition[p] = ssps
 	}
 	return byPartition
 }
@@ -171,7 +193,7 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	r.meta = meta
-	byPartition := taskPartitions(meta)
+	byPartition := taskPartitions(c.jc, meta)
 	var mine []int32
 	if r.coord == nil {
 		mine = r.assign.tasks(slices.Collect(maps.Keys(byPartition)))
@@ -495,7 +517,9 @@ func (r *run) notify(task string, offsets map[system.SystemStreamPartition]strin
 	for _, sl := range *r.listeners.Load() {
 		mine := map[system.SystemStreamPartition]string{}
 		for ssp, off := range offsets {
-			if ssp.System == sl.sys {
+			// Broadcast partitions are read by every task at its own offset: one
+			// task's checkpoint says nothing of the others'.
+			if ssp.System == sl.sys && !r.c.jc.IsBroadcast(ssp) {
 				mine[ssp] = off
 			}
 		}
@@ -536,11 +560,18 @@ func (r *run) consumer(sys string) (cons system.Consumer, created bool, err erro
 func (r *run) setPausers(tr *taskRunner) {
 	bySys := map[string][]system.SystemStreamPartition{}
 	for _, ssp := range tr.core.ssps {
-		bySys[ssp.System] = append(bySys[ssp.System], ssp)
+		if !r.c.jc.IsBroadcast(ssp) {
+			bySys[ssp.System] = append(bySys[ssp.System], ssp)
+		}
 	}
 	for _, sys := range slices.Sorted(maps.Keys(bySys)) {
 		if p, ok := r.consumers[sys].(system.Pauser); ok {
 			tr.box.pausers = append(tr.box.pausers, pauseGroup{p: p, ssps: bySys[sys]})
+		}
+	}
+	for sys, ssps := range r.broadcastOf(tr.core.ssps) {
+		if p, ok := tr.own.cons[sys].(system.Pauser); ok {
+			tr.box.pausers = append(tr.box.pausers, pauseGroup{p: p, ssps: ssps})
 		}
 	}
 }
@@ -551,7 +582,13 @@ func (r *run) startConsumers(ctx context.Context) error {
 	rt := routeTable{}
 	for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
 		tr := r.tasks[name]
+		if err := r.openOwn(ctx, tr); err != nil {
+			return err
+		}
 		for _, ssp := range tr.core.ssps {
+			if r.c.jc.IsBroadcast(ssp) {
+				continue // read by the task's own consumer
+			}
 			cons, _, err := r.consumer(ssp.System)
 			if err != nil {
 				return err
@@ -635,7 +672,7 @@ func (r *run) postUpcalls(task string, up upcalls) {
 // startDispatcher starts the goroutine that polls cons.
 func (r *run) startDispatcher(sys string, cons system.Consumer) {
 	r.dispatch.Go(func() {
-		if err := r.dispatchLoop(r.pollCtx, sys, cons); err != nil {
+		if err := r.dispatchLoop(r.pollCtx, sys, cons, nil); err != nil {
 			r.fail(err)
 		}
 	})
@@ -675,6 +712,7 @@ func (r *run) loop(ctx context.Context) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
 		tr := r.tasks[name]
+		r.startOwn(tr)
 		r.startRunner(tr)
 		r.c.opts.Events.taskAdded(taskEvent(tr, "assigned at start"))
 	}
@@ -682,7 +720,7 @@ func (r *run) loop(ctx context.Context) error {
 	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx, known) })
 	var failure error
 	if r.coord != nil {
-		if err := r.coord.Start(ctx, taskCount(r.meta), r.coordinatorHandler()); err != nil {
+		if err := r.coord.Start(ctx, taskCount(taskPartitions(r.c.jc, r.meta)), r.coordinatorHandler()); err != nil {
 			failure = fmt.Errorf("join the job's task group: %w", err)
 		}
 	}
@@ -919,7 +957,10 @@ func taskEvent(tr *taskRunner, why string) TaskEvent {
 // consumer that cannot pause, the dispatcher waits for the task instead. Messages of
 // a partition no task reads any more (its task was removed) are dropped: they were
 // not processed, so nothing checkpoints past them.
-func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer) error {
+//
+// fixed, when not nil, is the route table of a task's own consumer (broadcast.go),
+// used instead of the container's.
+func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer, fixed routeTable) error {
 	_, canPause := cons.(system.Pauser)
 	rec, _ := cons.(system.Recycler)
 	for {
@@ -931,7 +972,10 @@ func (r *run) dispatchLoop(ctx context.Context, sys string, cons system.Consumer
 			return fmt.Errorf("consumer of system %s: %w", sys, err)
 		}
 		l := newLease(envs, rec)
-		route := *r.route.Load()
+		route := fixed
+		if route == nil {
+			route = *r.route.Load()
+		}
 		for i := 0; i < len(envs); {
 			ssp := envs[i].SSP
 			j := i + 1
@@ -995,6 +1039,9 @@ func (r *run) close() error {
 			}
 		}
 		errs = append(errs, tr.core.close())
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
+		errs = append(errs, r.tasks[name].closeOwn())
 	}
 	for _, sys := range slices.Sorted(maps.Keys(r.consumers)) {
 		if err := r.consumers[sys].Close(); err != nil {

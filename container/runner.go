@@ -19,6 +19,8 @@ type taskRunner struct {
 	err      error         // what run returned; read after done
 	// held are batches of other inputs that came while the task was bootstrapping.
 	held []batch
+	// own reads the task's broadcast partitions (see broadcast.go); nil without.
+	own *ownConsumers
 }
 
 // drainHeld processes, once the task has bootstrapped, the batches that waited, in

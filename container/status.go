@@ -105,7 +105,7 @@ func (s *status) lags(ctx context.Context) (string, int64, error) {
 	byTask := map[string]int64{}
 	var total int64
 	bySystem := map[string][]string{}
-	for _, in := range s.r.c.jc.Inputs {
+	for _, in := range s.r.c.jc.ReadStreams() {
 		bySystem[in.System] = append(bySystem[in.System], in.Stream)
 	}
 	meta := map[system.SystemStreamPartition]system.PartitionMetadata{}

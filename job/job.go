@@ -11,6 +11,8 @@ package job
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ const (
 	KeyContainerCount    = "job.container.count"
 	KeyDefaultSystem     = "job.default.system"
 	KeyInputs            = "task.inputs"
+	KeyBroadcastInputs   = "task.broadcast.inputs"
 	KeyTaskClass         = "task.class"
 	KeyCommitMs          = "task.commit.ms"
 	KeyCommitOnShutdown  = "task.commit.on.shutdown"
@@ -153,7 +156,11 @@ type Config struct {
 	ContainerCount int
 	DefaultSystem  string
 	Inputs         []system.SystemStream
-	TaskClass      string
+	// Broadcast is task.broadcast.inputs: partitions every task reads, each at its own
+	// offset (sorted). They are not grouped into tasks with the other partitions.
+	Broadcast   []system.SystemStreamPartition
+	isBroadcast map[system.SystemStreamPartition]bool
+	TaskClass   string
 	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
 	CommitInterval   time.Duration
 	CommitOnShutdown bool
@@ -275,6 +282,8 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 			c.Inputs = append(c.Inputs, ss)
 		}
 	}
+
+	c.parseBroadcast(&p)
 
 	c.TaskClass = cfg.GetOr(KeyTaskClass, "")
 	if c.TaskClass == "" {
@@ -523,6 +532,84 @@ func (c *Config) checkExactlyOnce(p *config.Problems) {
 	if err == nil && c.CommitInterval >= timeout {
 		p.Add(KeyCommitMs, fmt.Sprint(c.CommitInterval.Milliseconds()), "must be below %s (%d): the broker aborts a transaction left open longer", key, timeout.Milliseconds())
 	}
+}
+
+// parseBroadcast reads task.broadcast.inputs: a comma-separated list of
+// system.stream#N or system.stream#[N-M] (Samza's format).
+func (c *Config) parseBroadcast(p *config.Problems) {
+	v := c.Raw.GetOr(KeyBroadcastInputs, "")
+	c.isBroadcast = map[system.SystemStreamPartition]bool{}
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		ssps, err := parseBroadcastItem(item)
+		if err != nil {
+			p.Add(KeyBroadcastInputs, v, "%s: %v", item, err)
+			continue
+		}
+		if _, ok := c.SystemFactories[ssps[0].System]; !ok {
+			p.Add(KeyBroadcastInputs, v, "%s names system %q, which has no systems.%s.samza.factory", item, ssps[0].System, ssps[0].System)
+			continue
+		}
+		for _, ssp := range ssps {
+			if !c.isBroadcast[ssp] {
+				c.isBroadcast[ssp] = true
+				c.Broadcast = append(c.Broadcast, ssp)
+			}
+		}
+	}
+	slices.SortFunc(c.Broadcast, system.SystemStreamPartition.Compare)
+}
+
+// parseBroadcastItem parses system.stream#N or system.stream#[N-M].
+func parseBroadcastItem(item string) ([]system.SystemStreamPartition, error) {
+	i := strings.LastIndexByte(item, '#')
+	if i < 0 {
+		return nil, fmt.Errorf("want system.stream#N or system.stream#[N-M]")
+	}
+	ss, err := system.ParseSystemStream(item[:i])
+	if err != nil {
+		return nil, err
+	}
+	part := item[i+1:]
+	from, to := part, part
+	if inner, ok := strings.CutPrefix(part, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		var dash bool
+		from, to, dash = strings.Cut(inner, "-")
+		if !ok || !dash {
+			return nil, fmt.Errorf("want a partition range as #[N-M], not #%s", part)
+		}
+	}
+	n, err1 := strconv.ParseInt(from, 10, 32)
+	m, err2 := strconv.ParseInt(to, 10, 32)
+	switch {
+	case err1 != nil || err2 != nil || n < 0 || m < 0:
+		return nil, fmt.Errorf("partitions must be numbers from 0, as #N or #[N-M], not #%s", part)
+	case n > m:
+		return nil, fmt.Errorf("the range #%s is empty (its first partition is after its last)", part)
+	}
+	var out []system.SystemStreamPartition
+	for q := n; q <= m; q++ {
+		out = append(out, system.NewSSP(ss.System, ss.Stream, int32(q)))
+	}
+	return out, nil
+}
+
+// IsBroadcast reports whether ssp is one of task.broadcast.inputs.
+func (c *Config) IsBroadcast(ssp system.SystemStreamPartition) bool { return c.isBroadcast[ssp] }
+
+// ReadStreams returns the streams the job reads: its inputs, then the streams of its
+// broadcast partitions that are not inputs too.
+func (c *Config) ReadStreams() []system.SystemStream {
+	out := slices.Clone(c.Inputs)
+	for _, ssp := range c.Broadcast {
+		if !slices.Contains(out, ssp.SystemStream) {
+			out = append(out, ssp.SystemStream)
+		}
+	}
+	return out
 }
 
 // deleteCommittedKey returns the key that says whether the messages of ss below the

@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -230,6 +231,45 @@ func TestDeleteCommittedMessagesRefusedWhereTheJobNeedsThem(t *testing.T) {
 			t.Errorf("%v: k.in's committed messages are not deleted", tc.kv)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%v: error %v, want one with %q", tc.kv, err, tc.want)
+		}
+	}
+}
+
+func TestBroadcastInputs(t *testing.T) {
+	base := map[string]string{"job.name": "j", "task.class": "t", "task.inputs": "k.in", "systems.k.samza.factory": "kafka"}
+	parse := func(v string) (*job.Config, error) {
+		m := maps.Clone(base)
+		m["task.broadcast.inputs"] = v
+		return job.Parse(config.New(m))
+	}
+	jc, err := parse(" k.control#0, k.cfg.v2#[1-3],k.control#0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ssp := range jc.Broadcast {
+		got = append(got, ssp.String())
+	}
+	if want := "k.cfg.v2#1 k.cfg.v2#2 k.cfg.v2#3 k.control#0"; strings.Join(got, " ") != want {
+		t.Errorf("Broadcast = %v, want %s", got, want)
+	}
+	if !jc.IsBroadcast(system.NewSSP("k", "control", 0)) || jc.IsBroadcast(system.NewSSP("k", "control", 1)) {
+		t.Error("IsBroadcast is wrong")
+	}
+	if got := fmt.Sprint(jc.ReadStreams()); got != "[k.in k.cfg.v2 k.control]" {
+		t.Errorf("ReadStreams = %s", got)
+	}
+	for v, want := range map[string]string{
+		"k.control":       "k.control: want system.stream#N",
+		"k.control#x":     "partitions must be numbers",
+		"k.control#[3-1]": "the range #[3-1] is empty",
+		"k.control#[1-]":  "partitions must be numbers",
+		"k.control#[1]":   "want a partition range as #[N-M]",
+		"nope.control#0":  `names system "nope"`,
+		"control#0":       "control#0: ",
+	} {
+		if _, err := parse(v); err == nil || !strings.Contains(err.Error(), "task.broadcast.inputs") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want one naming task.broadcast.inputs and %q", v, err, want)
 		}
 	}
 }

@@ -119,7 +119,6 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		"metrics.reporter.snapshot.class=org.apache.samza.metrics.reporter.MetricsSnapshotReporterFactory",
 		"yarn.container.memory.mb=1024",
 		"stores.counts.factory=org.apache.samza.storage.kv.RocksDbKeyValueStorageEngineFactory",
-		"task.broadcast.inputs=kafka.config#0",
 		"job.elasticity.factor=2",
 	}, "\n"))
 	r := job.CheckKeys(c, nil, nil)
@@ -132,12 +131,12 @@ func TestCheckKeysIgnoresSamzaKeysWithNoMeaningAndWarnsOfUnsupportedOnes(t *test
 		}
 	}
 	warned := messages(r.Warnings)
-	for _, key := range []string{"stores.counts.factory", "task.broadcast.inputs", "job.elasticity.factor"} {
+	for _, key := range []string{"stores.counts.factory", "job.elasticity.factor"} {
 		if !strings.Contains(warned[key], "not supported by Sluice") {
 			t.Errorf("%s: warning %q, want not supported", key, warned[key])
 		}
 	}
-	if len(warned) != 3 || len(ignored) != 9 {
+	if len(warned) != 2 || len(ignored) != 9 {
 		t.Errorf("warnings %v, ignored %v", warned, ignored)
 	}
 	if !strings.HasPrefix(ignored["task.opts"], c.File()+":3: task.opts=-Xmx1g: ") {

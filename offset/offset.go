@@ -113,7 +113,9 @@ func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 		s.Detail = fmt.Sprintf("samza.reset.offset=true ignores checkpoint %s; %s", off, strings.TrimPrefix(s.Detail, "no checkpoint; "))
 		return s, err
 	}
-	if !checkpointed && streamCheckpointed && !reset {
+	// A broadcast partition is no new partition when a task is new: it starts at the
+	// default, as for a stream never read.
+	if !checkpointed && streamCheckpointed && !reset && !jc.IsBroadcast(ssp) {
 		t, _ := jc.OffsetDefault(ssp.SystemStream)
 		return Start{Offset: md.Oldest, Reason: FromNewPartition,
 			Detail: fmt.Sprintf("no checkpoint, but the job has checkpoints of other partitions of %s: this partition appeared after the job started reading the stream (or its checkpoint was removed), "+
