@@ -651,6 +651,11 @@ func (c *Config) checkDeleteCommitted(p *config.Problems) {
 			p.Add(key, "true", "would delete messages of %s, which has samza.reset.offset=true: the job reads it again from its default offset on every start; set %s=false", in, streamKey(in, "samza.delete.committed.messages"))
 		}
 	}
+	for _, ss := range c.ReadStreams()[len(c.Inputs):] {
+		if key, on := c.deleteCommittedKey(ss); on && key == streamKey(ss, "samza.delete.committed.messages") {
+			p.Add(key, "true", "%s is a broadcast input, read by every task from its own offset: its messages are never deleted", ss)
+		}
+	}
 }
 
 // Bootstrap reports whether ss is a bootstrap stream (samza.bootstrap=true, per stream

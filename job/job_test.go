@@ -273,3 +273,14 @@ func TestBroadcastInputs(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteCommittedMessagesNeverOfBroadcastInputs(t *testing.T) {
+	_, err := job.Parse(config.New(map[string]string{
+		"job.name": "j", "task.class": "t", "task.inputs": "k.in", "systems.k.samza.factory": "kafka",
+		"task.checkpoint.factory": "kafka", "task.checkpoint.system": "k", "task.broadcast.inputs": "k.control#0",
+		"systems.k.streams.control.samza.delete.committed.messages": "true",
+	}))
+	if err == nil || !strings.Contains(err.Error(), "k.control is a broadcast input") {
+		t.Errorf("error = %v", err)
+	}
+}
