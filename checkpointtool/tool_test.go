@@ -323,6 +323,16 @@ func TestTranscripts(t *testing.T) {
 			f.write(t, "Partition 7", map[system.SystemStreamPartition]string{system.NewSSP("mem", "PageViewEvent", 7): "1"})
 			f.write(t, "Partition 0", map[system.SystemStreamPartition]string{pv0: "5", cl0: "1", system.NewSSP("mem", "old", 0): "42"})
 		}},
+		// A broadcast partition is shown under every task, with each task's own offset.
+		{name: "print-broadcast", unchanged: true, setup: func(t *testing.T, f *fixture) {
+			must(t, f.store.CreateStream("control", 2))
+			for range 4 {
+				_, err := f.store.Append("control", 1, nil, []byte("c"))
+				must(t, err)
+			}
+			f.cfg["task.broadcast.inputs"] = "mem.control#1"
+			f.write(t, "Partition 0", map[system.SystemStreamPartition]string{pv0: "5", cl0: "1", system.NewSSP("mem", "control", 1): "3"})
+		}},
 		{name: "print-reset-offset-stream", unchanged: true, setup: func(t *testing.T, f *fixture) {
 			f.cfg["systems.mem.streams.clicks.v2.samza.reset.offset"] = "true"
 		}},
