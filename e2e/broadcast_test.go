@@ -89,3 +89,76 @@ func TestBroadcastInputOverKafka(t *testing.T) {
 		t.Errorf("the rerun copied %d messages again", after-before)
 	}
 }
+
+// TestStreamRolesInGroupMode runs Samza's stream roles with two containers sharing a
+// job's 4 tasks through the task group, the second joining while the first runs: the
+// table (a bootstrap stream, reread from its oldest on every assignment) comes first in
+// every task's output, every task copies every message of the broadcast control topic,
+// and records of the input are deleted only below the job's checkpoints.
+func TestStreamRolesInGroupMode(t *testing.T) {
+	const partitions = 4
+	_, seeds := cluster(t)
+	createTopics(t, seeds, partitions, "in", "table", "out")
+	createTopics(t, seeds, 1, "control")
+	produce(t, seeds, "table", partitions, "t", 0, 400)
+	produce(t, seeds, "in", partitions, "m", 0, 2000)
+	produce(t, seeds, "control", 1, "c", 0, 10)
+	cfg := groupConfig(t, seeds, "roles",
+		"task.inputs=kafka.in,kafka.table",
+		"task.broadcast.inputs=kafka.control#0",
+		"systems.kafka.streams.table.samza.bootstrap=true",
+		"systems.kafka.streams.table.samza.reset.offset=true",
+		"systems.kafka.streams.in.samza.delete.committed.messages=true",
+		"systems.kafka.samza.delete.committed.messages.interval.ms=100")
+	a := start(t, "run", "--config-path="+cfg)
+	waitLog(t, a, 30*time.Second, "task group: this container gained tasks")
+	b := start(t, "run", "--config-path="+cfg)
+	waitLog(t, b, 30*time.Second, "task group: this container gained tasks")
+	produce(t, seeds, "in", partitions, "m", 2000, 2000)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, _, missing := counts(readAll(t, seeds, "out"), "m", 4000)
+		deleted := len(grep(a.stderr.String(), "deleted committed messages")) + len(grep(b.stderr.String(), "deleted committed messages"))
+		if len(missing) == 0 && deleted > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 4000 inputs not copied, %d deletions logged:\n%s\n---\n%s", len(missing), deleted, tail(a.stderr.String(), 15), tail(b.stderr.String(), 15))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range []*proc{a, b} {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range []*proc{a, b} {
+		if code := p.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("SIGTERM: exit %d:\n%s", code, tail(p.stderr.String(), 20))
+		}
+	}
+	for part, values := range readPartitions(t, seeds, "out", partitions) {
+		// The first owner of the task read its 100 table rows before any input.
+		for i, v := range values[:100] {
+			if !strings.HasPrefix(v, "t-") {
+				t.Fatalf("out#%d: record %d is %q: an input was processed before the table was loaded", part, i, v)
+			}
+		}
+	}
+	copies := controlCopies(readAll(t, seeds, "out"))
+	for i := range 10 {
+		if c := copies[fmt.Sprintf("c-%d", i)]; c < partitions {
+			t.Errorf("control message c-%d copied %d times, want at least %d (every task)", i, c, partitions)
+		}
+	}
+	cps, _ := readKafkaCheckpoints(t, seeds, "__samza_checkpoint_roles_1", "kafka", "in", partitions)
+	starts := listStarts(t, kadm.NewClient(client(t, seeds)), "in")
+	deletedSome := false
+	for part := range int32(partitions) {
+		if starts[part] > cps[part] {
+			t.Errorf("in#%d starts at %d, past its checkpoint %d", part, starts[part], cps[part])
+		}
+		deletedSome = deletedSome || starts[part] > 0
+	}
+	if !deletedSome {
+		t.Errorf("no record of the input was deleted: log starts %v, checkpoints %v", starts, cps)
+	}
+	t.Logf("input log starts %v, checkpoints %v, control copies %v", starts, cps, copies)
+}
