@@ -115,27 +115,35 @@ func TestExamplePageViewCounterReplaysFromOldestOnEveryStart(t *testing.T) {
 // latestCounts reads PageViewCounts and returns the last count of every page.
 func latestCounts(t *testing.T, seeds string) map[string]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.ConsumeTopics("PageViewCounts"),
+	out := map[string]int64{}
+	eachRecord(t, seeds, "PageViewCounts", func(r *kgo.Record) {
+		var pc builtin.PageCount
+		if err := json.Unmarshal(r.Value, &pc); err != nil {
+			t.Fatalf("PageViewCounts holds %q: %v", r.Value, err)
+		}
+		out[pc.Page] = pc.Count
+	})
+	return out
+}
+
+// eachRecord calls fn with every record of topic, from the oldest, until none comes
+// for a while.
+func eachRecord(t *testing.T, seeds, topic string, fn func(*kgo.Record)) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	out := map[string]int64{}
 	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		if fs.Empty() {
-			return out
+			return
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var pc builtin.PageCount
-			if err := json.Unmarshal(r.Value, &pc); err != nil {
-				t.Fatalf("PageViewCounts holds %q: %v", r.Value, err)
-			}
-			out[pc.Page] = pc.Count
-		})
+		fs.EachRecord(fn)
 	}
 }
 
@@ -285,26 +293,13 @@ func testExamplePageEnricher(t *testing.T, example string, set ...string) {
 // enrichedTitles reads PageViewsEnriched and counts its views by "page title".
 func enrichedTitles(t *testing.T, seeds string) map[string]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds), kgo.ConsumeTopics("PageViewsEnriched"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	out := map[string]int{}
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.Empty() {
-			return out
+	eachRecord(t, seeds, "PageViewsEnriched", func(r *kgo.Record) {
+		var v builtin.EnrichedPageView
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatalf("PageViewsEnriched holds %q: %v", r.Value, err)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var v builtin.EnrichedPageView
-			if err := json.Unmarshal(r.Value, &v); err != nil {
-				t.Fatalf("PageViewsEnriched holds %q: %v", r.Value, err)
-			}
-			out[v.Page+" "+v.Title]++
-		})
-	}
+		out[v.Page+" "+v.Title]++
+	})
+	return out
 }

@@ -80,14 +80,7 @@ func TestBroadcastInputOverKafka(t *testing.T) {
 			t.Errorf("control message c-%d copied %d times, want 6 (once per task, 6 tasks now)", i, c)
 		}
 	}
-	before := endTotal(t, seeds, "out")
-	again := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
-	if code := again.wait(t, time.Minute); code != 0 {
-		t.Fatalf("rerun exited %d:\n%s", code, tail(again.stderr.String(), 20))
-	}
-	if after := endTotal(t, seeds, "out"); after != before {
-		t.Errorf("the rerun copied %d messages again", after-before)
-	}
+	rerunCopiesNothing(t, seeds, cfg)
 }
 
 // TestStreamRolesInGroupMode runs Samza's stream roles with two containers sharing a

@@ -511,3 +511,17 @@ func (d *distinctReader) poll(wait time.Duration) int {
 	d.cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { d.seen[string(r.Value)] = struct{}{} })
 	return len(d.seen)
 }
+
+// rerunCopiesNothing runs the job once more to the end of its inputs and checks that
+// it writes nothing to out: every task had checkpointed all it processed.
+func rerunCopiesNothing(t *testing.T, seeds, cfg string) {
+	t.Helper()
+	before := endTotal(t, seeds, "out")
+	again := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
+	if code := again.wait(t, time.Minute); code != 0 {
+		t.Fatalf("rerun exited %d:\n%s", code, tail(again.stderr.String(), 20))
+	}
+	if after := endTotal(t, seeds, "out"); after != before {
+		t.Errorf("the rerun processed %d messages again", after-before)
+	}
+}

@@ -84,14 +84,7 @@ func TestInputGrowsWhileRunning(t *testing.T) {
 	if code := p.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM:\n%s", code, tail(p.stderr.String(), 20))
 	}
-	before := endTotal(t, seeds, "out")
-	again := start(t, "run", "--config-path="+cfg, "--exit-when-caught-up")
-	if code := again.wait(t, time.Minute); code != 0 {
-		t.Fatalf("rerun exited %d:\n%s", code, tail(again.stderr.String(), 20))
-	}
-	if after := endTotal(t, seeds, "out"); after != before {
-		t.Errorf("the rerun processed %d messages again", after-before)
-	}
+	rerunCopiesNothing(t, seeds, cfg)
 	var ms []string
 	for _, v := range readAll(t, seeds, "out") {
 		if strings.HasPrefix(v, "m-") {
