@@ -277,14 +277,30 @@ type Problems struct {
 
 // Add records a problem with key and value.
 func (p *Problems) Add(key, value, format string, args ...any) {
-	p.errs = append(p.errs, &Error{Key: key, Value: value, Msg: fmt.Sprintf(format, args...)})
+	p.AddErr(&Error{Key: key, Value: value, Msg: fmt.Sprintf(format, args...)})
 }
 
-// AddErr records err (typically from a typed getter); nil is ignored.
+// AddErr records err (typically from a typed getter); nil is ignored. The errors of a
+// joined error are recorded one by one, and a problem already recorded (the same key,
+// value and message, as when two readers of a key check it alike) is not repeated.
 func (p *Problems) AddErr(err error) {
-	if err != nil {
-		p.errs = append(p.errs, err)
+	if err == nil {
+		return
 	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			p.AddErr(e)
+		}
+		return
+	}
+	if e, ok := err.(*Error); ok {
+		for _, have := range p.errs {
+			if h, ok := have.(*Error); ok && *h == *e {
+				return
+			}
+		}
+	}
+	p.errs = append(p.errs, err)
 }
 
 // Err returns all problems joined, or nil when there are none.

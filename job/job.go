@@ -85,29 +85,6 @@ const (
 	Newest   OffsetType = "newest"
 )
 
-// ResetPolicy says what to do with a checkpointed offset that no longer exists.
-type ResetPolicy string
-
-// The out-of-range policies of consumer.auto.offset.reset.
-const (
-	ResetOldest   ResetPolicy = "oldest"
-	ResetUpcoming ResetPolicy = "upcoming"
-	ResetFail     ResetPolicy = "fail"
-)
-
-// ParseResetPolicy accepts Sluice's names and Kafka's (earliest/smallest,
-// latest/largest, none).
-func ParseResetPolicy(v string) (ResetPolicy, bool) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "oldest", "earliest", "smallest":
-		return ResetOldest, true
-	case "upcoming", "latest", "largest":
-		return ResetUpcoming, true
-	case "fail", "none":
-		return ResetFail, true
-	}
-	return "", false
-}
 
 // Factory aliases: Samza's Java class names map to Sluice's short names.
 var systemAliases = map[string]string{
@@ -160,7 +137,9 @@ type Config struct {
 	// offset (sorted). They are not grouped into tasks with the other partitions.
 	Broadcast   []system.SystemStreamPartition
 	isBroadcast map[system.SystemStreamPartition]bool
-	TaskClass   string
+	// resets are the consumer.auto.offset.reset policies of each system.
+	resets    map[string]system.ResetPolicies
+	TaskClass string
 	// CommitInterval is task.commit.ms; zero or negative disables periodic commits.
 	CommitInterval   time.Duration
 	CommitOnShutdown bool
@@ -258,6 +237,10 @@ func ParseWithAliases(cfg config.Config, aliases Aliases) (*Config, error) {
 			continue
 		}
 		c.SystemFactories[name] = resolve(aliases.Systems, v)
+	}
+	c.resets = map[string]system.ResetPolicies{}
+	for name := range c.SystemFactories {
+		c.resets[name] = system.ReadResetPolicies(&p, cfg, name)
 	}
 
 	inputs, _ := cfg.Get(KeyInputs)
@@ -392,10 +375,6 @@ func (c *Config) validateOffsetKeys(p *config.Problems) {
 			if _, err := c.Raw.Bool(key, false); err != nil {
 				p.AddErr(err)
 			}
-		case strings.HasSuffix(key, ".consumer.auto.offset.reset"):
-			if _, ok := ParseResetPolicy(v); !ok {
-				p.Add(key, v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
-			}
 		}
 	}
 }
@@ -442,16 +421,8 @@ func (c *Config) ResetOffset(ss system.SystemStream) bool {
 }
 
 // AutoOffsetReset is the policy for a checkpointed offset of ss that no longer exists.
-func (c *Config) AutoOffsetReset(ss system.SystemStream) ResetPolicy {
-	for _, key := range []string{
-		streamKey(ss, "consumer.auto.offset.reset"),
-		"systems." + ss.System + ".consumer.auto.offset.reset",
-	} {
-		if r, ok := ParseResetPolicy(c.Raw.GetOr(key, "")); ok {
-			return r
-		}
-	}
-	return ResetOldest
+func (c *Config) AutoOffsetReset(ss system.SystemStream) system.ResetPolicy {
+	return c.resets[ss.System].Of(ss.Stream)
 }
 
 // InputStreams returns the input streams of system sys.

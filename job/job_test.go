@@ -107,21 +107,6 @@ func TestKafkaCheckpointNeedsKafkaSystem(t *testing.T) {
 	}
 }
 
-func TestResetPolicyNames(t *testing.T) {
-	for in, want := range map[string]job.ResetPolicy{
-		"oldest": job.ResetOldest, "earliest": job.ResetOldest, "smallest": job.ResetOldest,
-		"upcoming": job.ResetUpcoming, "latest": job.ResetUpcoming, "LARGEST": job.ResetUpcoming,
-		"fail": job.ResetFail, "none": job.ResetFail,
-	} {
-		if got, ok := job.ParseResetPolicy(in); !ok || got != want {
-			t.Errorf("ParseResetPolicy(%q) = %v, %v; want %v", in, got, ok, want)
-		}
-	}
-	if _, ok := job.ParseResetPolicy("sometimes"); ok {
-		t.Error("accepted sometimes")
-	}
-}
-
 func TestPoisonPillAndMonitorKeys(t *testing.T) {
 	base := map[string]string{
 		"job.name":                    "j",

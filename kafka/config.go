@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/system"
 )
 
 // Defaults that differ from franz-go's or Kafka's own.
@@ -37,48 +38,6 @@ const hidden = "(hidden)"
 // accepted: franz-go's default limit on one request or response (Kafka's
 // socket.request.max.bytes default).
 const maxBatchBytes = 100 << 20
-
-// ResetPolicy says what a consumer does when the offset it is about to read no longer
-// exists: systems.<s>.consumer.auto.offset.reset, or per stream
-// systems.<s>.streams.<stream>.consumer.auto.offset.reset.
-type ResetPolicy int
-
-const (
-	// ResetOldest resumes at the oldest retained message (oldest, earliest, smallest).
-	// It is the default: nothing still retained is skipped.
-	ResetOldest ResetPolicy = iota
-	// ResetUpcoming resumes after the newest message (upcoming, latest, largest).
-	ResetUpcoming
-	// ResetFail stops with an error naming the partition and offset (fail, none).
-	ResetFail
-)
-
-// ParseResetPolicy parses an auto.offset.reset value: oldest, earliest or smallest;
-// upcoming, latest or largest; fail or none. Case is ignored.
-func ParseResetPolicy(v string) (ResetPolicy, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "oldest", "earliest", "smallest":
-		return ResetOldest, nil
-	case "upcoming", "latest", "largest":
-		return ResetUpcoming, nil
-	case "fail", "none":
-		return ResetFail, nil
-	}
-	return ResetOldest, fmt.Errorf("unknown reset policy %q: use oldest (earliest, smallest), upcoming (latest, largest) or fail (none)", v)
-}
-
-// String returns oldest, upcoming or fail.
-func (p ResetPolicy) String() string {
-	switch p {
-	case ResetOldest:
-		return "oldest"
-	case ResetUpcoming:
-		return "upcoming"
-	case ResetFail:
-		return "fail"
-	}
-	return "ResetPolicy(" + strconv.Itoa(int(p)) + ")"
-}
 
 // conn is how one client role (consumer or producer) reaches the cluster.
 type conn struct {
@@ -116,9 +75,8 @@ type settings struct {
 	fetchPartMaxBytes int32
 	fetchMinBytes     int32
 	fetchMaxWait      time.Duration
-	readCommitted     bool // isolation.level=read_committed
-	reset             ResetPolicy
-	streamReset       map[string]ResetPolicy
+	readCommitted     bool                 // isolation.level=read_committed
+	resets            system.ResetPolicies // consumer.auto.offset.reset, per stream too
 
 	// producer
 	linger             time.Duration
@@ -181,7 +139,7 @@ func sortedUnion(a, b []string) []string {
 func parseSettings(name string, cfg config.Config) (*settings, error) {
 	var p config.Problems
 	prefix := "systems." + name + "."
-	s := &settings{reset: ResetOldest, streamReset: map[string]ResetPolicy{}}
+	s := &settings{}
 
 	// Reject keys in the wrong role or unknown, before interpreting the rest.
 	checkRole(&p, cfg, prefix+"consumer.", consumerKeys, producerKeys, "producer")
@@ -211,7 +169,7 @@ func parseSettings(name string, cfg config.Config) (*settings, error) {
 	s.consumer, s.producer = cons, prod
 
 	parseConsumer(&p, cfg, prefix+"consumer.", s)
-	parseStreamResets(&p, cfg, prefix+"streams.", s)
+	s.resets = system.ReadResetPolicies(&p, cfg, name)
 	parseProducer(&p, cfg, prefix+"producer.", s)
 	parseDelete(&p, cfg, prefix, s)
 	if err := p.Err(); err != nil {
@@ -622,13 +580,6 @@ func parseJAAS(s string) (module string, opts map[string]string, err error) {
 }
 
 func parseConsumer(p *config.Problems, cfg config.Config, prefix string, s *settings) {
-	if v, ok := cfg.Get(prefix + "auto.offset.reset"); ok {
-		r, err := ParseResetPolicy(v)
-		if err != nil {
-			p.Add(prefix+"auto.offset.reset", v, "must be oldest (earliest, smallest), upcoming (latest, largest) or fail (none)")
-		}
-		s.reset = r
-	}
 	s.fetchMaxBytes = int32Key(p, cfg, prefix+"fetch.max.bytes", 1, maxBatchBytes)
 	s.fetchPartMaxBytes = int32Key(p, cfg, prefix+"max.partition.fetch.bytes", 1, maxBatchBytes)
 	s.fetchMinBytes = int32Key(p, cfg, prefix+"fetch.min.bytes", 1, 1<<30)
@@ -651,25 +602,6 @@ func parseConsumer(p *config.Problems, cfg config.Config, prefix string, s *sett
 	if s.fetchMaxBytes > 0 && s.fetchPartMaxBytes > s.fetchMaxBytes {
 		v, _ := cfg.Get(prefix + "max.partition.fetch.bytes")
 		p.Add(prefix+"max.partition.fetch.bytes", v, "must not exceed fetch.max.bytes (%d)", s.fetchMaxBytes)
-	}
-}
-
-const streamResetSuffix = ".consumer.auto.offset.reset"
-
-func parseStreamResets(p *config.Problems, cfg config.Config, prefix string, s *settings) {
-	sub := cfg.Subset(prefix)
-	for _, k := range sub.Keys() {
-		stream, ok := strings.CutSuffix(k, streamResetSuffix)
-		if !ok || stream == "" {
-			continue
-		}
-		v, _ := sub.Get(k)
-		r, err := ParseResetPolicy(v)
-		if err != nil {
-			p.Add(prefix+k, v, "must be oldest (earliest, smallest), upcoming (latest, largest) or fail (none)")
-			continue
-		}
-		s.streamReset[stream] = r
 	}
 }
 

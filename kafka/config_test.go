@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/system"
 )
 
 // problems returns the *config.Error values in err.
@@ -82,8 +83,8 @@ func TestNewReportsEveryProblemAtOnce(t *testing.T) {
 			"systems.kafka.consumer.group.id":                            "unsupported Kafka client property",
 			"systems.kafka.consumer.acks":                                "is a producer property; set it under systems.kafka.producer.acks",
 			"systems.kafka.producer.auto.offset.reset":                   "is a consumer property",
-			"systems.kafka.consumer.auto.offset.reset":                   "oldest (earliest, smallest)",
-			"systems.kafka.streams.PageViews.consumer.auto.offset.reset": "upcoming (latest, largest)",
+			"systems.kafka.consumer.auto.offset.reset":                   "must be oldest, upcoming or fail",
+			"systems.kafka.streams.PageViews.consumer.auto.offset.reset": "Kafka's earliest, latest and none",
 			"systems.kafka.consumer.fetch.max.bytes":                     "whole number",
 			"systems.kafka.consumer.fetch.max.wait.ms":                   "whole number",
 			"systems.kafka.producer.acks":                                "only acks=all",
@@ -224,8 +225,8 @@ func TestNewAcceptsSupportedKeys(t *testing.T) {
 		set.producer.sasl == nil || set.consumer.sasl == nil || set.consumer.clientID != "c" || set.producer.clientID != "" {
 		t.Errorf("security: consumer %+v, producer %+v", set.consumer, set.producer)
 	}
-	if set.reset != ResetFail || s.ResetPolicy("PageViews") != ResetUpcoming || s.ResetPolicy("Other") != ResetFail {
-		t.Errorf("reset policies: %v %v", set.reset, set.streamReset)
+	if s.ResetPolicy("PageViews") != system.ResetUpcoming || s.ResetPolicy("Other") != system.ResetFail {
+		t.Errorf("reset policies: %v", set.resets)
 	}
 	if set.fetchMaxBytes != 1048576 || set.fetchPartMaxBytes != 65536 || set.fetchMinBytes != 1 || set.fetchMaxWait != 100*time.Millisecond {
 		t.Errorf("fetch settings: %+v", set)
@@ -260,21 +261,6 @@ func TestParseJAAS(t *testing.T) {
 		if err != nil || module != tt.module || opts["username"] != tt.u || opts["password"] != tt.p {
 			t.Errorf("parseJAAS(%q) = %q %v %v", tt.in, module, opts, err)
 		}
-	}
-}
-
-func TestParseResetPolicy(t *testing.T) {
-	for in, want := range map[string]ResetPolicy{
-		"oldest": ResetOldest, "Earliest": ResetOldest, "smallest": ResetOldest,
-		"upcoming": ResetUpcoming, "LATEST": ResetUpcoming, "largest": ResetUpcoming,
-		"fail": ResetFail, "none": ResetFail,
-	} {
-		if got, err := ParseResetPolicy(in); err != nil || got != want {
-			t.Errorf("ParseResetPolicy(%q) = %v, %v", in, got, err)
-		}
-	}
-	if _, err := ParseResetPolicy("newest"); err == nil {
-		t.Error("ParseResetPolicy(newest) succeeded")
 	}
 }
 

@@ -440,7 +440,7 @@ func (c *Consumer) handleErrors(ctx context.Context, fetches kgo.Fetches) error 
 		default:
 			if dl, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
 				skipped := max(0, dl.ResetTo-dl.ConsumedTo)
-				if c.s.ResetPolicy(topic) == ResetFail {
+				if c.s.ResetPolicy(topic) == system.ResetFail {
 					// franz-go moved on by itself; with policy fail the job stops
 					// here, before anything after the gap is processed.
 					fatal = fmt.Errorf("kafka system %q: %s: the broker lost data this consumer had not read yet (offsets %d to %d, %d messages) and auto.offset.reset is fail; "+
@@ -477,7 +477,7 @@ func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 	}
 	starts, ends, err := listOffsets(ctx, c.resetAdm, tp.topic)
 	if err != nil {
-		if policy == ResetFail && known {
+		if policy == system.ResetFail && known {
 			return fmt.Errorf("%w (looking up the partition's offsets failed too: %v)", failErr(""), err)
 		}
 		return fmt.Errorf("kafka system %q: %s is out of range, and looking up its offsets failed: %w", c.s.name, ssp, err)
@@ -494,14 +494,14 @@ func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: old}}})
 		return nil
 	}
-	if policy == ResetFail {
+	if policy == system.ResetFail {
 		if !known {
 			return fmt.Errorf("kafka system %q: %s: the next offset is out of range and auto.offset.reset is fail", c.s.name, ssp)
 		}
 		return failErr(fmt.Sprintf("; the partition holds %d to %d", start, end))
 	}
 	target := start
-	if policy == ResetUpcoming {
+	if policy == system.ResetUpcoming {
 		target = end
 	}
 	skipped := int64(0)
@@ -512,7 +512,7 @@ func (c *Consumer) reset(ctx context.Context, tp topicPartition) error {
 	c.s.skipped.Add(skipped)
 	c.s.log.Warn("kafka: next offset no longer exists; resuming per auto.offset.reset",
 		"ssp", ssp.String(), "old_offset", old, "new_offset", target, "skipped", skipped,
-		"policy", policy.String(), "oldest", start, "upcoming", end)
+		"policy", string(policy), "oldest", start, "upcoming", end)
 	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: target}}})
 	c.next[tp] = target
 	return nil

@@ -122,17 +122,17 @@ func TestConsumerOutOfRange(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		extra  map[string]string
-		policy ResetPolicy
+		policy system.ResetPolicy
 	}{
-		{"default-oldest", nil, ResetOldest},
-		{"system-earliest", map[string]string{"systems.kafka.consumer.auto.offset.reset": "earliest"}, ResetOldest},
-		{"system-upcoming", map[string]string{"systems.kafka.consumer.auto.offset.reset": "upcoming"}, ResetUpcoming},
+		{"default-oldest", nil, system.ResetOldest},
+		{"system-earliest", map[string]string{"systems.kafka.consumer.auto.offset.reset": "earliest"}, system.ResetOldest},
+		{"system-upcoming", map[string]string{"systems.kafka.consumer.auto.offset.reset": "upcoming"}, system.ResetUpcoming},
 		{"stream-latest", map[string]string{
 			"systems.kafka.consumer.auto.offset.reset":                   "fail",
 			"systems.kafka.streams.my.events.consumer.auto.offset.reset": "latest",
-		}, ResetUpcoming},
-		{"stream-none", map[string]string{"systems.kafka.streams.my.events.consumer.auto.offset.reset": "none"}, ResetFail},
-		{"system-fail", map[string]string{"systems.kafka.consumer.auto.offset.reset": "fail"}, ResetFail},
+		}, system.ResetUpcoming},
+		{"stream-none", map[string]string{"systems.kafka.streams.my.events.consumer.auto.offset.reset": "none"}, system.ResetFail},
+		{"system-fail", map[string]string{"systems.kafka.consumer.auto.offset.reset": "fail"}, system.ResetFail},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			const topic = "my.events"
@@ -146,7 +146,7 @@ func TestConsumerOutOfRange(t *testing.T) {
 			}
 			s, logs := startSystem(t, seeds, extra)
 			if got := s.ResetPolicy(topic); got != tt.policy {
-				t.Fatalf("ResetPolicy = %v, want %v", got, tt.policy)
+				t.Fatalf("system.ResetPolicy = %v, want %v", got, tt.policy)
 			}
 			cl, adm := rawClient(t, seeds)
 			for i := range 30 { // one batch per record
@@ -174,14 +174,14 @@ func TestConsumerOutOfRange(t *testing.T) {
 				t.Fatal(err)
 			}
 			target, lastTarget := int64(25), 29
-			if tt.policy == ResetUpcoming {
+			if tt.policy == system.ResetUpcoming {
 				target, lastTarget = 30, 32
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			produced := false
 			var pollErr error
 			for seen[len(seen)-1].Offset != itoa(lastTarget) && time.Now().Before(deadline) {
-				if tt.policy == ResetUpcoming && !produced && s.Stats().OutOfRangeResets == 1 {
+				if tt.policy == system.ResetUpcoming && !produced && s.Stats().OutOfRangeResets == 1 {
 					produceN(t, cl, topic, 0, 3, "x") // offsets 30-32: the only ones read after the reset
 					produced = true
 				}
@@ -199,7 +199,7 @@ func TestConsumerOutOfRange(t *testing.T) {
 			for before < len(seen) && seen[before].Offset == itoa(before) && before < 25 {
 				before++
 			}
-			if tt.policy == ResetFail {
+			if tt.policy == system.ResetFail {
 				if pollErr == nil || before != len(seen) {
 					t.Fatalf("Poll = %v after offsets %v; want an error and no jump", pollErr, offsets(seen))
 				}

@@ -69,7 +69,7 @@
 //
 // Consumers never move silently. When the next offset of a partition no longer
 // exists while the job runs (retention deleted it before it was read), the stream's
-// reset policy (ResetPolicy) decides: oldest or upcoming resume there, logging a
+// reset policy (System.ResetPolicy, a system.ResetPolicy) decides: oldest or upcoming resume there, logging a
 // warning with the partition, the old and new offsets and the number of messages
 // skipped, and counting it in Stats; fail makes Poll return an error naming the
 // partition and offset. The container checks checkpointed offsets against the

@@ -119,12 +119,7 @@ func (s *System) Name() string { return s.name }
 
 // ResetPolicy returns what consumers of stream do when their next offset no longer
 // exists: the stream's own auto.offset.reset, else the system's, else ResetOldest.
-func (s *System) ResetPolicy(stream string) ResetPolicy {
-	if p, ok := s.set.streamReset[stream]; ok {
-		return p
-	}
-	return s.set.reset
-}
+func (s *System) ResetPolicy(stream string) system.ResetPolicy { return s.set.resets.Of(stream) }
 
 // Stats counts what the system's consumers did that users should know about.
 type Stats struct {

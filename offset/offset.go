@@ -150,9 +150,9 @@ func checkRange(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 	}
 	policy := jc.AutoOffsetReset(ssp.SystemStream)
 	switch policy {
-	case job.ResetFail:
+	case system.ResetFail:
 		return Start{}, fmt.Errorf("%w: %s; consumer.auto.offset.reset=fail stops the job (set it to oldest or upcoming, or rewrite the checkpoint with sluice checkpoint-tool)", ErrOutOfRange, where)
-	case job.ResetUpcoming:
+	case system.ResetUpcoming:
 		return Start{Offset: md.Upcoming, Reason: FromOutOfRange, Gap: skipped(admin, off, md.Upcoming),
 			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=upcoming moves to %s", where, md.Upcoming)}, nil
 	default:

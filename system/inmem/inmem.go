@@ -18,13 +18,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/config"
-	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/decimal"
 )
@@ -218,29 +216,8 @@ func (s *Store) FailProduce(err error) {
 // error naming the partition and offset. A bad value is an error naming its key.
 func (s *Store) Factory() system.Factory {
 	return func(name string, cfg config.Config, logger *slog.Logger) (system.System, error) {
-		y := &System{name: name, store: s, reset: job.ResetOldest, streamReset: map[string]job.ResetPolicy{}}
 		var p config.Problems
-		prefix := "systems." + name + "."
-		if v, ok := cfg.Get(prefix + "consumer.auto.offset.reset"); ok {
-			if r, ok := job.ParseResetPolicy(v); ok {
-				y.reset = r
-			} else {
-				p.Add(prefix+"consumer.auto.offset.reset", v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
-			}
-		}
-		sub := cfg.Subset(prefix + "streams.")
-		for _, k := range sub.Keys() {
-			stream, ok := strings.CutSuffix(k, ".consumer.auto.offset.reset")
-			if !ok || stream == "" {
-				continue
-			}
-			v, _ := sub.Get(k)
-			if r, ok := job.ParseResetPolicy(v); ok {
-				y.streamReset[stream] = r
-			} else {
-				p.Add(prefix+"streams."+k, v, "must be oldest, upcoming or fail (Kafka's earliest, latest and none are accepted too)")
-			}
-		}
+		y := &System{name: name, store: s, policies: system.ReadResetPolicies(&p, cfg, name)}
 		if err := p.Err(); err != nil {
 			return nil, err
 		}
@@ -252,18 +229,12 @@ func (s *Store) Factory() system.Factory {
 type System struct {
 	name            string
 	store           *Store
-	reset           job.ResetPolicy
-	streamReset     map[string]job.ResetPolicy
+	policies        system.ResetPolicies
 	resets, skipped atomic.Int64
 }
 
 // resetPolicy is the out-of-range policy of stream.
-func (y *System) resetPolicy(stream string) job.ResetPolicy {
-	if r, ok := y.streamReset[stream]; ok {
-		return r
-	}
-	return y.reset
-}
+func (y *System) resetPolicy(stream string) system.ResetPolicy { return y.policies.Of(stream) }
 
 var (
 	_ system.System             = (*System)(nil)
@@ -518,11 +489,11 @@ func (c *Consumer) resetLocked(ssp system.SystemStreamPartition, next, oldest, e
 	y := c.sys
 	target := oldest
 	switch y.resetPolicy(ssp.Stream) {
-	case job.ResetFail:
+	case system.ResetFail:
 		return 0, fmt.Errorf("inmem system %q: %s: offset %d is out of range (deleted by retention, or beyond the end; the partition holds %d to %d) and auto.offset.reset is fail; "+
 			"set systems.%s.streams.%s.consumer.auto.offset.reset (or systems.%s.consumer.auto.offset.reset) to oldest or upcoming to resume past it, or rewrite the checkpoint",
 			y.name, ssp, next, oldest, end, y.name, ssp.Stream, y.name)
-	case job.ResetUpcoming:
+	case system.ResetUpcoming:
 		target = end
 	}
 	y.resets.Add(1)
