@@ -52,6 +52,7 @@ type Consumer struct {
 	resetAdm *kadm.Client
 
 	afterFetch func(kgo.Fetches) // a test's hook: called by Poll after each PollFetches
+	marks      watermarks        // see HighWatermarks
 }
 
 // partitionChange is one AddPartitions or RemovePartitions of a partition after Start.
@@ -326,6 +327,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		if c.afterFetch != nil {
 			c.afterFetch(fetches)
 		}
+		c.marks.note(fetches)
 		if c.changes.Load() != c.seen {
 			c.applyChanges(fetches)
 		}
