@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // status writes the periodic progress line: throughput, lag of the tasks still

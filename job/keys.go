@@ -76,6 +76,8 @@ var registry = []Key{
 	{Pattern: "task.checkpoint.topic"},
 	{Pattern: "task.checkpoint.replication.factor"},
 	{Pattern: "task.checkpoint.write.timeout.ms"},
+	{Pattern: "task.checkpoint.mirror.enabled"},
+	{Pattern: "task.checkpoint.mirror.group"},
 
 	// Samza keys with no meaning in Sluice.
 	{Pattern: "job.factory.class", Status: Ignored, Note: "a Sluice container is a `sluice run` process"},
