@@ -57,6 +57,8 @@ type WindowEvent struct {
 
 // StartEvent describes a container's start-up.
 type StartEvent struct {
+	// At is when start-up was over.
+	At time.Time
 	// Duration is the time from Run to the first message it can process: starting
 	// the systems and the checkpoint manager, reading checkpoints, creating and
 	// initialising the tasks, starting the consumers.

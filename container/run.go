@@ -750,7 +750,7 @@ func (r *run) loop(ctx context.Context) error {
 		status = tk.C
 	}
 	st := newStatus(r)
-	start := &StartEvent{Duration: time.Since(r.began), CheckpointRead: r.cpRead, Tasks: len(r.tasks)}
+	start := &StartEvent{At: time.Now(), Duration: time.Since(r.began), CheckpointRead: r.cpRead, Tasks: len(r.tasks)}
 	r.live.start.Store(start)
 	r.live.turn()
 	r.live.looping.Store(true)
