@@ -43,8 +43,10 @@ const usage = `usage: sluice <command> [flags]
 
 commands:
   run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up] [--strict]
+                   [--http-listen=127.0.0.1:9464] [--log-format=text|json] [--log-level=info]
   checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
                    [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force] [--strict]
+  status           is the job running, how far behind is each task, when did it checkpoint:  sluice status --config-path=PATH [--json]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
   quickstart       run the example page-view job on an embedded broker, with nothing installed:  sluice quickstart [--keep-broker]
   topic            create, fill, read and list topics:  sluice topic create|produce|consume|list --topic=T ...
@@ -80,6 +82,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...
 		return env.run(ctx, args[1:])
 	case "checkpoint-tool":
 		return env.checkpointTool(ctx, args[1:])
+	case "status":
+		return env.status(ctx, args[1:])
 	case "broker":
 		return env.broker(ctx, args[1:])
 	case "quickstart":
