@@ -32,6 +32,9 @@ type Checkpoint struct {
 	// offsets without interpreting them, so an offset the system does not accept is
 	// found only when it is used. Empty when unknown; Write ignores it.
 	Source string
+	// Written is when a checkpoint returned by Manager.Read was written, as its
+	// document says (see Document.Timestamp); zero when unknown. Write ignores it.
+	Written time.Time
 }
 
 // New returns a checkpoint with a copy of offsets.

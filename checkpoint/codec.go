@@ -92,7 +92,7 @@ func Decode(b []byte) (Document, Checkpoint, error) {
 	if doc.Offsets == nil {
 		return Document{}, Checkpoint{}, errors.New("checkpoint document has no offsets field")
 	}
-	cp := Checkpoint{Offsets: make(map[system.SystemStreamPartition]string, len(doc.Offsets))}
+	cp := Checkpoint{Offsets: make(map[system.SystemStreamPartition]string, len(doc.Offsets)), Written: doc.Timestamp}
 	for i, o := range doc.Offsets {
 		switch {
 		case o.System == "" || o.Stream == "":

@@ -29,6 +29,7 @@ import (
 
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/job"
 )
 
 // Exit codes.
@@ -42,8 +43,10 @@ const usage = `usage: sluice <command> [flags]
 
 commands:
   run              run a job's container:  sluice run --config-path=PATH [--container-id=N] [--exit-when-caught-up] [--strict]
+                   [--http-listen=127.0.0.1:9464] [--log-format=text|json] [--log-level=info]
   checkpoint-tool  print or rewrite a job's checkpoints:  sluice checkpoint-tool --config-path=PATH
                    [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=S,...]] [--dry-run] [--force] [--strict]
+  status           is the job running, how far behind is each task, when did it checkpoint:  sluice status --config-path=PATH [--json]
   broker           serve an embedded Kafka-protocol broker for development:  sluice broker --listen=127.0.0.1:9092 --data-dir=DIR
   quickstart       run the example page-view job on an embedded broker, with nothing installed:  sluice quickstart [--keep-broker]
   topic            create, fill, read and list topics:  sluice topic create|produce|consume|list --topic=T ...
@@ -79,6 +82,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...
 		return env.run(ctx, args[1:])
 	case "checkpoint-tool":
 		return env.checkpointTool(ctx, args[1:])
+	case "status":
+		return env.status(ctx, args[1:])
 	case "broker":
 		return env.broker(ctx, args[1:])
 	case "quickstart":
@@ -99,6 +104,7 @@ type env struct {
 	reg            *registry
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	logFormat      string // --log-format
 }
 
 // flags returns a flag set that reports errors to stderr, with a --log-level flag.
@@ -110,6 +116,7 @@ func (e *env) flags(name, synopsis string) (*flag.FlagSet, *string) {
 		fs.PrintDefaults()
 	}
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&e.logFormat, "log-format", "text", "log format: text (key=value) or json (one object a line)")
 	return fs, level
 }
 
@@ -134,7 +141,14 @@ func (e *env) logger(level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level=%s: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l})), nil
+	ho := &slog.HandlerOptions{Level: l}
+	switch e.logFormat {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(e.stderr, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format=%s: want text or json", e.logFormat)
 }
 
 // strictFlag adds --strict to fs.
@@ -164,6 +178,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	id := fs.Int("container-id", 0, "this container's index, 0..job.container.count-1; with job.coordinator.factory=kafka optional, a stable id that makes it a static member of the job's group")
 	caughtUp := fs.Bool("exit-when-caught-up", false, "stop, with a final commit, once every input partition reached the end offset it had at start")
 	strict := strictFlag(fs)
+	httpListen := fs.String("http-listen", "", "serve /metrics, /healthz, /readyz and /status at this `address` (such as 127.0.0.1:9464; off unless set, as is "+KeyHTTPListen+")")
 	if code, stop := e.parse(fs, args); stop {
 		return code
 	}
@@ -184,11 +199,26 @@ func (e *env) run(ctx context.Context, args []string) int {
 	opts := e.reg.containerOptions(log, *strict)
 	opts.ContainerID, opts.ExitWhenCaughtUp = *id, *caughtUp
 	fs.Visit(func(f *flag.Flag) { opts.ContainerIDSet = opts.ContainerIDSet || f.Name == "container-id" })
+	ep, err := newEndpoint(cfg, *httpListen)
+	if err != nil {
+		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
+	}
+	if ep != nil {
+		ep.instrument(&opts, e.reg.kafkaReplaced)
+	}
 	c, err := container.New(cfg, opts)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
 	}
 	e.warn(c)
+	if ep != nil {
+		stop, err := ep.serve(ctx, c, containerLabel(opts, c.Job().Coordinator == job.KafkaCoordinator), log)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "sluice run:", err)
+			return ExitUsage
+		}
+		defer stop()
+	}
 	if err := c.Run(ctx); err != nil {
 		log.Error("job failed", "error", err)
 		return ExitFailure

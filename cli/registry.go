@@ -57,6 +57,7 @@ func WithSystem(name string, f system.Factory, aliases ...string) Option {
 		}
 		if r.add("WithSystem", name, aliases, r.aliases.Systems, func(n string) bool { return r.systems[n] != nil }) {
 			r.systems[name] = f
+			r.kafkaReplaced = r.kafkaReplaced || name == "kafka"
 		}
 	}
 }
@@ -96,6 +97,9 @@ type registry struct {
 	aliases     job.Aliases
 	keys        []string
 	errs        []error // of the options, reported before any command runs
+	// kafkaReplaced says the program gave a kafka system of its own: the metrics
+	// endpoint then leaves its clients alone.
+	kafkaReplaced bool
 }
 
 // newRegistry returns the built-ins with opts applied in order.

@@ -111,6 +111,9 @@ type Container struct {
 	declared []system.SystemStream
 	log      *slog.Logger
 	stats    stats
+	// live is the Run in progress, for Progress; ran is set once Run returned.
+	live atomic.Pointer[run]
+	ran  atomic.Bool
 
 	warnings []*config.Error
 }

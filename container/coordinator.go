@@ -132,6 +132,7 @@ func (r *run) groupChanged(ctx context.Context, g *groupChange, caught map[strin
 		r.log.Warn("task group: this container lost tasks (its session expired: they may run elsewhere already); stopping them without a commit", "tasks", taskList(g.lost))
 	}
 	r.assignedOnce = true
+	r.live.assigned.Store(true)
 	var pending sync.WaitGroup
 	for _, p := range append(slices.Clone(g.revoked), g.lost...) {
 		name := job.TaskName(p)

@@ -69,6 +69,7 @@ type taskCore struct {
 
 	pubMu sync.Mutex
 	pub   map[system.SystemStreamPartition]string // last processed, published for status
+	ops   published                               // checkpoint and high watermarks, for Progress
 }
 
 // coreEnv is what the task cores of a container share. It is read-only once the
@@ -122,6 +123,7 @@ func newTaskCore(name string, ssps []system.SystemStreamPartition, impl task.Str
 		written: written,
 		wake:    make(chan struct{}, 1),
 		pub:     map[system.SystemStreamPartition]string{},
+		ops:     published{written: written},
 	}
 }
 
@@ -149,6 +151,7 @@ func (t *taskCore) trackCaughtUp(ends map[system.SystemStreamPartition]string) {
 	}
 	t.caughtUp = len(t.ends) == 0
 	t.bootstrapping.Store(len(t.bootstrap) > 0)
+	t.ops.ends = maps.Clone(ends)
 }
 
 // holds reports whether messages of ssp must wait: the task is still reading its
@@ -205,6 +208,10 @@ func (t *taskCore) processBatch(ctx context.Context, batch []system.IncomingEnve
 	}
 	ssp := batch[0].SSP
 	done := 0
+	var began time.Time
+	if t.env.events.timesBatches() {
+		began = time.Now()
+	}
 	defer func() {
 		if done > 0 {
 			off := batch[done-1].Offset
@@ -213,6 +220,9 @@ func (t *taskCore) processBatch(ctx context.Context, batch []system.IncomingEnve
 			t.pubMu.Lock()
 			t.pub[ssp] = off
 			t.pubMu.Unlock()
+			if !began.IsZero() {
+				t.env.events.processed(ProcessEvent{Task: t.name, SSP: ssp, Messages: done, Offset: off, Duration: time.Since(began)})
+			}
 		}
 	}()
 	for i := range batch {
@@ -335,7 +345,10 @@ func (t *taskCore) window(ctx context.Context) (upcalls, error) {
 	if !ok {
 		return upcalls{}, nil
 	}
-	if err := t.guard("in Window", func() error { return wt.Window(ctx, t, t) }); err != nil {
+	began := time.Now()
+	err := t.guard("in Window", func() error { return wt.Window(ctx, t, t) })
+	t.env.events.windowDone(WindowEvent{Task: t.name, Duration: time.Since(began), Err: err})
+	if err != nil {
 		if !task.Ignored(err, t.env.jc.IgnoredErrors) {
 			return upcalls{}, fmt.Errorf("task %s: window: %w", t.name, err)
 		}
@@ -413,6 +426,7 @@ func (t *taskCore) commit(ctx context.Context, why string) error {
 		t.written = offsets
 		t.env.stats.writes.Add(1)
 		t.env.stats.lastCheckpoint.Store(time.Now().UnixNano())
+		t.publishWritten(offsets)
 		t.log.Debug("checkpoint written", "why", why)
 	}
 	if write || !t.env.committer.checkpoints() {

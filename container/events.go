@@ -25,6 +25,47 @@ type Events struct {
 	// PartitionsChanged is called when the partition monitor found inputs whose
 	// partition count changed.
 	PartitionsChanged func([]PartitionCountChange)
+	// Processed is called, on the task's goroutine, after each run of messages of one
+	// partition that the task processed (a batch: once per poll and partition, not per
+	// message). Setting it makes the task time its batches.
+	Processed func(ProcessEvent)
+	// WindowDone is called after each call of a task's Window.
+	WindowDone func(WindowEvent)
+	// Started is called once, when start-up is over and the container begins to
+	// process.
+	Started func(StartEvent)
+}
+
+// ProcessEvent describes one batch a task processed.
+type ProcessEvent struct {
+	Task string
+	SSP  system.SystemStreamPartition
+	// Messages is how many messages of the batch were processed (a halted task stops
+	// early).
+	Messages int
+	// Offset is the offset of the last message processed.
+	Offset   string
+	Duration time.Duration
+}
+
+// WindowEvent describes one call of a task's Window.
+type WindowEvent struct {
+	Task     string
+	Duration time.Duration
+	Err      error
+}
+
+// StartEvent describes a container's start-up.
+type StartEvent struct {
+	// At is when start-up was over.
+	At time.Time
+	// Duration is the time from Run to the first message it can process: starting
+	// the systems and the checkpoint manager, reading checkpoints, creating and
+	// initialising the tasks, starting the consumers.
+	Duration time.Duration
+	// CheckpointRead is the part of it spent reading the tasks' checkpoints.
+	CheckpointRead time.Duration
+	Tasks          int
 }
 
 // TaskEvent describes a task that was added or removed.
@@ -74,6 +115,27 @@ func (e *Events) commitDone(ev CommitEvent) {
 func (e *Events) commitFailed(ev CommitEvent) {
 	if e != nil && e.CommitFailed != nil {
 		e.CommitFailed(ev)
+	}
+}
+
+// timesBatches reports whether Processed is set: only then are batches timed.
+func (e *Events) timesBatches() bool { return e != nil && e.Processed != nil }
+
+func (e *Events) processed(ev ProcessEvent) {
+	if e != nil && e.Processed != nil {
+		e.Processed(ev)
+	}
+}
+
+func (e *Events) windowDone(ev WindowEvent) {
+	if e != nil && e.WindowDone != nil {
+		e.WindowDone(ev)
+	}
+}
+
+func (e *Events) started(ev StartEvent) {
+	if e != nil && e.Started != nil {
+		e.Started(ev)
 	}
 }
 

@@ -25,7 +25,14 @@ func (c *Container) Run(ctx context.Context) (err error) {
 	r := &run{c: c, log: c.log, events: make(chan event, 64), failures: make(chan error, 16), stop: make(chan struct{}),
 		tasks: map[string]*taskRunner{}, consumers: map[string]system.Consumer{}, assign: staticAssignment{count: c.jc.ContainerCount, id: c.opts.ContainerID}, coord: c.coord}
 	r.route.Store(&routeTable{})
-	defer func() { err = errors.Join(err, r.close()) }()
+	r.began = time.Now()
+	c.live.Store(r)
+	defer func() {
+		r.live.stopping.Store(true)
+		err = errors.Join(err, r.close())
+		c.ran.Store(true)
+		c.live.Store(nil)
+	}()
 	err = r.run(ctx)
 	if err != nil && !r.looping && ctx.Err() != nil {
 		// A signal during start-up is a clean stop: nothing was processed, and
@@ -100,6 +107,9 @@ type run struct {
 
 	route     atomic.Pointer[routeTable]
 	listeners atomic.Pointer[[]sysListener]
+	live      liveState // for Progress
+	began     time.Time // when Run was called
+	cpRead    time.Duration
 
 	pollCtx    context.Context // for dispatchers and the monitor; cancelled at stop
 	cancelPoll context.CancelFunc
@@ -253,6 +263,7 @@ func (r *run) run(ctx context.Context) error {
 		}
 	}
 	cps := make(map[int32]checkpoint.Checkpoint, len(mine))
+	readBegan := time.Now()
 	for _, p := range mine {
 		cp, err := r.readCheckpoint(ctx, job.TaskName(p))
 		if err != nil {
@@ -260,6 +271,7 @@ func (r *run) run(ctx context.Context) error {
 		}
 		cps[p] = cp
 	}
+	r.cpRead = time.Since(readBegan)
 	known, err := r.checkpointedStreams(ctx, mine, byPartition, cps)
 	if err != nil {
 		return err
@@ -415,6 +427,7 @@ func (r *run) newTask(ctx context.Context, p int32, ssps []system.SystemStreamPa
 		return fail(fmt.Errorf("create task %s: %w", name, err))
 	}
 	core := newTaskCore(name, ssps, impl, starts, cp.Offsets, r.env, log)
+	core.ops.writtenAt = cp.Written
 	if tx != nil {
 		// Every output of the task goes through its transaction (exactlyOnce).
 		core.producers = map[string]system.Producer{c.jc.CheckpointSystem: tx}
@@ -548,6 +561,7 @@ func (r *run) consumer(sys string) (cons system.Consumer, created bool, err erro
 		return nil, false, fmt.Errorf("system %s cannot be an input with job.coordinator.factory=%s: its consumer cannot add and remove partitions while it runs", sys, r.c.jc.Coordinator)
 	}
 	r.consumers[sys] = cons
+	r.live.watch(sys, cons)
 	if l, ok := cons.(system.CheckpointListener); ok {
 		ls := append(slices.Clone(*r.listeners.Load()), sysListener{sys: sys, l: l})
 		slices.SortFunc(ls, func(a, b sysListener) int { return strings.Compare(a.sys, b.sys) })
@@ -736,6 +750,13 @@ func (r *run) loop(ctx context.Context) error {
 		status = tk.C
 	}
 	st := newStatus(r)
+	start := &StartEvent{At: time.Now(), Duration: time.Since(r.began), CheckpointRead: r.cpRead, Tasks: len(r.tasks)}
+	r.live.start.Store(start)
+	r.live.turn()
+	r.live.looping.Store(true)
+	r.c.opts.Events.started(*start)
+	beat := time.NewTicker(time.Second)
+	defer beat.Stop()
 	votes := map[string]bool{}
 	reason := ""
 	allCaughtUp := func() bool {
@@ -753,7 +774,9 @@ func (r *run) loop(ctx context.Context) error {
 		reason = "every input partition was already at its end"
 	}
 	for reason == "" && failure == nil {
+		r.live.turn()
 		select {
+		case <-beat.C:
 		case <-ctx.Done():
 			reason = "signal"
 		case err := <-r.failures:
@@ -809,6 +832,7 @@ func (r *run) loop(ctx context.Context) error {
 			st.report(ctx)
 		}
 	}
+	r.live.stopping.Store(true)
 	if failure != nil {
 		r.log.Error("container failing", "error", failure)
 	} else {

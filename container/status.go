@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sluice-streams/sluice/system"
 )
 
 // status writes the periodic progress line: throughput, lag of the tasks still
@@ -98,44 +96,20 @@ func (s *status) missingPeers(ctx context.Context) (string, error) {
 	return strings.Join(missing, ","), nil
 }
 
-// lags returns the tasks that are behind, most behind first, and the total lag.
-func (s *status) lags(ctx context.Context) (string, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+// lags returns the tasks that are behind, most behind first, and the total lag. It
+// asks no system: the high watermarks are those the consumers last heard (see
+// Container.Progress), so it never holds up the control loop.
+func (s *status) lags(context.Context) (string, int64, error) {
 	byTask := map[string]int64{}
 	var total int64
-	bySystem := map[string][]string{}
-	for _, in := range s.r.c.jc.ReadStreams() {
-		bySystem[in.System] = append(bySystem[in.System], in.Stream)
-	}
-	meta := map[system.SystemStreamPartition]system.PartitionMetadata{}
-	for sys, streams := range bySystem {
-		md, err := s.r.c.systems[sys].Admin().Partitions(ctx, streams...)
-		if err != nil {
-			return "", 0, err
-		}
-		maps.Copy(meta, md)
-	}
-	for _, tr := range s.r.tasks {
-		t := tr.core
-		pub := t.published()
-		for _, ssp := range t.ssps {
-			admin, _ := s.r.admin(ssp.System)
-			next := t.starts[ssp].Offset
-			if last, ok := pub[ssp]; ok {
-				n, err := admin.OffsetAfter(last)
-				if err != nil {
-					return "", 0, err
-				}
-				next = n
+	for _, tp := range s.r.c.Progress().Tasks {
+		for _, pp := range tp.Partitions {
+			if pp.Lag < 0 {
+				return "", 0, fmt.Errorf("the end of %s is not known yet", pp.SSP)
 			}
-			d, err := admin.Distance(next, meta[ssp].Upcoming)
-			if err != nil {
-				return "", 0, err
-			}
-			if d > 0 {
-				byTask[t.name] += d
-				total += d
+			if pp.Lag > 0 {
+				byTask[tp.Task] += pp.Lag
+				total += pp.Lag
 			}
 		}
 	}

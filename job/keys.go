@@ -71,11 +71,18 @@ var registry = []Key{
 	{Pattern: "task.ignored.exceptions"},
 	{Pattern: "task.dead.letter.stream"},
 
+	// Package cli: the HTTP endpoint of `sluice run` (docs/operations.md).
+	{Pattern: "job.http.listen"},
+	{Pattern: "job.http.stall.ms"},
+	{Pattern: "metrics.partition.labels"},
+
 	// Package kafka: the checkpoint manager. The system's own keys,
 	// systems.<system>.consumer.* and .producer.*, are checked by the system.
 	{Pattern: "task.checkpoint.topic"},
 	{Pattern: "task.checkpoint.replication.factor"},
 	{Pattern: "task.checkpoint.write.timeout.ms"},
+	{Pattern: "task.checkpoint.mirror.enabled"},
+	{Pattern: "task.checkpoint.mirror.group"},
 
 	// Samza keys with no meaning in Sluice.
 	{Pattern: "job.factory.class", Status: Ignored, Note: "a Sluice container is a `sluice run` process"},
@@ -132,10 +139,10 @@ var registry = []Key{
 	{Pattern: "systems.<system>.streams.<stream>.samza.key.serde", Status: Ignored, Note: "Sluice hands tasks keys and messages as bytes"},
 	{Pattern: "systems.<system>.streams.<stream>.samza.msg.serde", Status: Ignored, Note: "Sluice hands tasks keys and messages as bytes"},
 	{Pattern: "serializers.registry.<name>.class", Status: Ignored, Note: "Sluice hands tasks keys and messages as bytes"},
-	{Pattern: "metrics.reporters", Status: Ignored, Note: "Sluice has no metrics reporters; it logs status lines"},
-	{Pattern: "metrics.reporter.<name>.*", Status: Ignored, Note: "Sluice has no metrics reporters; it logs status lines"},
-	{Pattern: "metrics.timer.enabled", Status: Ignored, Note: "Sluice has no metrics reporters; it logs status lines"},
-	{Pattern: "metrics.timer.debug.enabled", Status: Ignored, Note: "Sluice has no metrics reporters; it logs status lines"},
+	{Pattern: "metrics.reporters", Status: Ignored, Note: "Sluice has no metrics reporters: it serves Prometheus metrics over HTTP (job.http.listen, docs/operations.md)"},
+	{Pattern: "metrics.reporter.<name>.*", Status: Ignored, Note: "Sluice has no metrics reporters: it serves Prometheus metrics over HTTP (job.http.listen, docs/operations.md)"},
+	{Pattern: "metrics.timer.enabled", Status: Ignored, Note: "Sluice has no metrics reporters: it serves Prometheus metrics over HTTP (job.http.listen, docs/operations.md)"},
+	{Pattern: "metrics.timer.debug.enabled", Status: Ignored, Note: "Sluice has no metrics reporters: it serves Prometheus metrics over HTTP (job.http.listen, docs/operations.md)"},
 	{Pattern: "yarn.*", Status: Ignored, Note: "a YARN setting"},
 	{Pattern: "cluster-manager.*", Status: Ignored, Note: "a YARN setting"},
 

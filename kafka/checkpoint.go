@@ -377,7 +377,7 @@ func (m *CheckpointManager) Read(_ context.Context, task string) (checkpoint.Che
 		return checkpoint.Checkpoint{}, e.err
 	}
 	cp := checkpoint.New(e.cp.Offsets)
-	cp.Source = e.cp.Source
+	cp.Source, cp.Written = e.cp.Source, e.cp.Written
 	return cp, nil
 }
 
@@ -436,7 +436,7 @@ func (m *CheckpointManager) Write(ctx context.Context, task string, cp checkpoin
 		return err
 	}
 	stored := checkpoint.New(cp.Offsets)
-	stored.Source = m.where(offset)
+	stored.Source, stored.Written = m.where(offset), now
 	m.mu.Lock()
 	if m.entries != nil {
 		m.entries[task] = &entry{cp: stored, key: task}

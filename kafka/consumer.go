@@ -52,6 +52,9 @@ type Consumer struct {
 	resetAdm *kadm.Client
 
 	afterFetch func(kgo.Fetches) // a test's hook: called by Poll after each PollFetches
+	marks      watermarks        // see HighWatermarks
+	contact    contact           // see LastContact
+	mirror     *mirror           // see OnCheckpoint; nil when off
 }
 
 // partitionChange is one AddPartitions or RemovePartitions of a partition after Start.
@@ -73,7 +76,11 @@ var (
 )
 
 func newConsumer(s *System) *Consumer {
-	return &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}, owned: map[topicPartition]struct{}{}}
+	c := &Consumer{s: s, start: map[string]map[int32]kgo.Offset{}, next: map[topicPartition]int64{}, owned: map[topicPartition]struct{}{}}
+	if s.mirrorGroup != "" {
+		c.mirror = newMirror(s, s.mirrorGroup)
+	}
+	return c
 }
 
 // Register asks for ssp to be read from offset. Registering an SSP twice keeps the
@@ -282,12 +289,16 @@ func (c *Consumer) Start(ctx context.Context) error {
 		// Never move silently: an out-of-range offset comes back as an error that
 		// Poll handles per the reset policy.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.WithHooks(&c.contact),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka system %q: consumer: %w", c.s.name, err)
 	}
 	c.cl = cl
+	if c.mirror != nil {
+		c.mirror.start(cl)
+	}
 	c.resetAdm = kadm.NewClient(cl)
 	return nil
 }
@@ -326,6 +337,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]system.IncomingEnvelope, error) 
 		if c.afterFetch != nil {
 			c.afterFetch(fetches)
 		}
+		c.marks.note(fetches)
 		if c.changes.Load() != c.seen {
 			c.applyChanges(fetches)
 		}
@@ -565,6 +577,9 @@ func (c *Consumer) Close() error {
 		return nil
 	}
 	if cl != nil {
+		if c.mirror != nil {
+			c.mirror.close()
+		}
 		cl.Close()
 	}
 	c.s.forget(c)

@@ -277,7 +277,7 @@ func (d *deleter) otherReaders(ctx context.Context, adm *kadm.Client, todo map[t
 	}
 	var groups []string
 	for _, g := range listed.Groups() {
-		if !strings.Contains(g, d.set.jobKey) || !strings.HasPrefix(g, "sluice-") {
+		if (!strings.Contains(g, d.set.jobKey) || !strings.HasPrefix(g, "sluice-")) && g != d.s.mirrorGroup {
 			groups = append(groups, g)
 		}
 	}

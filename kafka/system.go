@@ -49,6 +49,8 @@ type System struct {
 	// del deletes committed input messages (samza.delete.committed.messages); nil
 	// when the system deletes none.
 	del *deleter
+	// mirrorGroup is the consumer group checkpoints are mirrored to; "" when off.
+	mirrorGroup string
 }
 
 // adminMetadataMinAge is how long admin clients reuse cached metadata: short, so
@@ -86,14 +88,16 @@ func New(name string, cfg config.Config, logger *slog.Logger, opts ...Option) (*
 		return nil, &config.Error{Key: "systems.<name>", Value: name, Msg: "a system name must be non-empty and contain no dot"}
 	}
 	set, err := parseSettings(name, cfg)
-	if err != nil {
+	var mp config.Problems
+	group := mirrorSettings(&mp, cfg)
+	if err := errors.Join(err, mp.Err()); err != nil {
 		return nil, err
 	}
 	logger = logger.With("system", name)
 	doneCtx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := &System{name: name, set: set, log: logger, klog: &kgoLogger{l: logger}, opened: map[*Consumer]struct{}{}, doneCtx: doneCtx,
-		deadlines: newDeliveryDeadlines(set.deliveryTimeout)}
+		deadlines: newDeliveryDeadlines(set.deliveryTimeout), mirrorGroup: group}
 	// A safety net: everything kgo checks should have been checked above.
 	if err := kgo.ValidateOpts(set.consumerOpts(s.klog)...); err != nil {
 		return nil, &config.Error{Key: "systems." + name + ".consumer", Msg: fmt.Sprintf("rejected by the Kafka client: %v", err)}
