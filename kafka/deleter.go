@@ -37,8 +37,8 @@ type deleteSettings struct {
 	// the topic (the user named it), false never deletes.
 	streams  map[string]bool
 	interval time.Duration
-	// jobKey is "<job.name>-<job.id>": the consumer groups of this job (sluice-…
-	// names holding it) do not count as other readers.
+	// jobKey is "<job.name>-<job.id>": the consumer groups of this job
+	// (sluice-job-, sluice-tasks- and sluice-offsets-<jobKey>) are no other readers.
 	jobKey string
 }
 
@@ -275,9 +275,12 @@ func (d *deleter) otherReaders(ctx context.Context, adm *kadm.Client, todo map[t
 	if err != nil {
 		return nil, fmt.Errorf("list consumer groups: %w", err)
 	}
+	// This job's own groups: its run lock, its task group and its checkpoint mirror.
+	own := map[string]bool{"sluice-job-" + d.set.jobKey: true, "sluice-tasks-" + d.set.jobKey: true,
+		"sluice-offsets-" + d.set.jobKey: true, d.s.mirrorGroup: true}
 	var groups []string
 	for _, g := range listed.Groups() {
-		if (!strings.Contains(g, d.set.jobKey) || !strings.HasPrefix(g, "sluice-")) && g != d.s.mirrorGroup {
+		if !own[g] {
 			groups = append(groups, g)
 		}
 	}

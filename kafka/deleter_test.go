@@ -170,3 +170,42 @@ func TestDeleteCommittedMessagesKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteCommittedMessagesCountsOtherSluiceJobsAsReaders: the checkpoint mirror of
+// another job whose name ends like this one's (job "ba" against job "a") is another
+// reader; this job's own mirror is not.
+func TestDeleteCommittedMessagesCountsOtherSluiceJobsAsReaders(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(1, "in"))
+	cl, adm := rawClient(t, seeds)
+	produceN(t, cl, "in", 0, 50, "m")
+	for _, g := range []string{"sluice-offsets-a-1", "sluice-offsets-ba-1"} {
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: "in", Partition: 0, At: 5})
+		if _, err := adm.CommitOffsets(context.Background(), g, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, logs := startSystem(t, seeds, map[string]string{
+		"job.name": "a",
+		"systems.kafka.samza.delete.committed.messages":             "true",
+		"systems.kafka.samza.delete.committed.messages.interval.ms": "50",
+	})
+	cons, err := s.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.(system.CheckpointListener).OnCheckpoint(map[system.SystemStreamPartition]string{system.NewSSP("kafka", "in", 0): "40"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "other consumer groups read too") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the other job's group:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	contains(t, logs.String(), "groups=sluice-offsets-ba-1 ")
+	if got := startOffsets(t, adm, "in")[0]; got != 0 {
+		t.Errorf("in starts at %d: deleted although job ba reads it", got)
+	}
+}
