@@ -335,23 +335,19 @@ func (t *Tool) noteResetStreams(streams map[system.SystemStream]bool) {
 func (t *Tool) checkRange(ssp system.SystemStreamPartition, off string) (msg string, refuse bool) {
 	admin, _ := t.m.Admin(ssp.System)
 	md := t.m.Meta[ssp]
-	below, err := admin.CompareOffsets(off, md.Oldest)
+	where, err := offset.Locate(admin, off, md)
 	if err != nil {
-		return fmt.Sprintf("cannot compare offset %s with the oldest retained offset %s: %v", off, md.Oldest, err), true
-	}
-	above, err := admin.CompareOffsets(off, md.Upcoming)
-	if err != nil {
-		return fmt.Sprintf("cannot compare offset %s with the upcoming offset %s: %v", off, md.Upcoming, err), true
+		return fmt.Sprintf("cannot compare offset %s with the retained offsets %s to %s: %v", off, md.Oldest, md.Upcoming, err), true
 	}
 	policy := t.m.Job.AutoOffsetReset(ssp.SystemStream)
-	switch {
-	case below < 0:
+	switch where {
+	case offset.Before:
 		gap := ""
 		if d, err := admin.Distance(off, md.Oldest); err == nil {
 			gap = fmt.Sprintf(" (%d %s in between %s deleted)", d, plural(int(min(d, 2)), "message", "messages"), plural(int(min(d, 2)), "was", "were"))
 		}
 		return fmt.Sprintf("offset %s is before %s, the oldest offset %s still holds%s; on start the job would apply consumer.auto.offset.reset=%s", off, md.Oldest, ssp, gap, policy), true
-	case above > 0:
+	case offset.Beyond:
 		return fmt.Sprintf("offset %s is beyond the end of %s (its upcoming offset is %s); on start the job would apply consumer.auto.offset.reset=%s", off, ssp, md.Upcoming, policy), true
 	}
 	return "", false

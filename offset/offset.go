@@ -131,34 +131,63 @@ func resolveOne(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.
 // out-of-range policy otherwise. An offset the system does not accept is an error
 // naming where the checkpoint is stored (cp.Source).
 func checkRange(jc *job.Config, ssp system.SystemStreamPartition, cp checkpoint.Checkpoint, off string, md system.PartitionMetadata, admin system.Admin) (Start, error) {
-	below, err := admin.CompareOffsets(off, md.Oldest)
-	var above int
-	if err == nil {
-		above, err = admin.CompareOffsets(off, md.Upcoming)
-	}
+	where, err := Locate(admin, off, md)
 	switch {
 	case err != nil && cp.Source != "":
 		return Start{}, fmt.Errorf("checkpointed offset %q in %s: %w", off, cp.Source, err)
 	case err != nil:
 		return Start{}, fmt.Errorf("checkpointed offset %q: %w", off, err)
-	case below >= 0 && above <= 0:
+	case where == Retained:
 		return Start{Offset: off, Reason: FromCheckpoint, Detail: "checkpointed offset"}, nil
 	}
-	where := fmt.Sprintf("checkpointed offset %s is before the oldest retained offset %s", off, md.Oldest)
-	if above > 0 {
-		where = fmt.Sprintf("checkpointed offset %s is beyond the end of the partition (next offset %s)", off, md.Upcoming)
+	what := fmt.Sprintf("checkpointed offset %s is before the oldest retained offset %s", off, md.Oldest)
+	if where == Beyond {
+		what = fmt.Sprintf("checkpointed offset %s is beyond the end of the partition (next offset %s)", off, md.Upcoming)
 	}
 	policy := jc.AutoOffsetReset(ssp.SystemStream)
 	switch policy {
 	case system.ResetFail:
-		return Start{}, fmt.Errorf("%w: %s; consumer.auto.offset.reset=fail stops the job (set it to oldest or upcoming, or rewrite the checkpoint with sluice checkpoint-tool)", ErrOutOfRange, where)
+		return Start{}, fmt.Errorf("%w: %s; consumer.auto.offset.reset=fail stops the job (set it to oldest or upcoming, or rewrite the checkpoint with sluice checkpoint-tool)", ErrOutOfRange, what)
 	case system.ResetUpcoming:
 		return Start{Offset: md.Upcoming, Reason: FromOutOfRange, Gap: skipped(admin, off, md.Upcoming),
-			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=upcoming moves to %s", where, md.Upcoming)}, nil
+			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=upcoming moves to %s", what, md.Upcoming)}, nil
 	default:
 		return Start{Offset: md.Oldest, Reason: FromOutOfRange, Gap: skipped(admin, off, md.Oldest),
-			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=oldest moves to %s", where, md.Oldest)}, nil
+			Detail: fmt.Sprintf("%s; consumer.auto.offset.reset=oldest moves to %s", what, md.Oldest)}, nil
 	}
+}
+
+// Place is where an offset lies against the messages a partition retains.
+type Place int
+
+const (
+	// Retained: from the oldest retained offset up to the upcoming one (the next to be
+	// appended), both included.
+	Retained Place = iota
+	// Before: before the oldest retained offset (retention deleted it).
+	Before
+	// Beyond: after the upcoming offset.
+	Beyond
+)
+
+// Locate says where off lies in the partition of md, by the system's admin: the
+// retained-range check that starting offsets and the checkpoint tool share. An offset
+// the admin cannot compare is an error.
+func Locate(admin system.Admin, off string, md system.PartitionMetadata) (Place, error) {
+	below, err := admin.CompareOffsets(off, md.Oldest)
+	if err != nil {
+		return 0, err
+	}
+	above, err := admin.CompareOffsets(off, md.Upcoming)
+	switch {
+	case err != nil:
+		return 0, err
+	case below < 0:
+		return Before, nil
+	case above > 0:
+		return Beyond, nil
+	}
+	return Retained, nil
 }
 
 // skipped is how many messages a start moved from offset from to offset to never
