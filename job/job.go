@@ -85,7 +85,6 @@ const (
 	Newest   OffsetType = "newest"
 )
 
-
 // Factory aliases: Samza's Java class names map to Sluice's short names.
 var systemAliases = map[string]string{
 	"org.apache.samza.system.kafka.KafkaSystemFactory":                    "kafka",
