@@ -98,7 +98,7 @@ func keyNaming(cfg config.Config, ss system.SystemStream) (string, string) {
 // of the job, such as a misspelt stream name, which would otherwise leave the real
 // stream at its defaults without a word.
 func checkSystemAndStreamKeys(cfg config.Config, jc *job.Config, outputs []system.SystemStream) []*config.Error {
-	streams := slices.Clone(jc.Inputs)
+	streams := jc.ReadStreams() // inputs and broadcast inputs
 	streams = append(streams, outputs...)
 	if jc.DeadLetter != nil {
 		streams = append(streams, *jc.DeadLetter)

@@ -150,6 +150,8 @@ func TestKeysOfUnknownSystemsAndStreamsWarn(t *testing.T) {
 		"task.ignored.exceptions", "*",
 		"task.dead.letter.stream", "mem.dlq",
 		"systems.mem.streams.dlq.samza.offset.default", "oldest",
+		"task.broadcast.inputs", "mem.control#0",
+		"systems.mem.streams.control.samza.bootstrap", "true",
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +169,7 @@ func TestKeysOfUnknownSystemsAndStreamsWarn(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"systems.mem.streams.in.samza.offset.default", "systems.mem.streams.my.dotted.topic.samza.reset.offset",
-		"systems.mem.streams.out.samza.offset.default", "systems.mem.streams.dlq.samza.offset.default"} {
+		"systems.mem.streams.out.samza.offset.default", "systems.mem.streams.dlq.samza.offset.default", "systems.mem.streams.control.samza.bootstrap"} {
 		if w, ok := got[key]; ok {
 			t.Errorf("%s of one of the job's streams warned: %s", key, w)
 		}
