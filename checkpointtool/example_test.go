@@ -2,7 +2,6 @@ package checkpointtool_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,11 +12,10 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint/filesystem"
 	"github.com/sluice-streams/sluice/checkpointtool"
 	"github.com/sluice-streams/sluice/config"
-	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/inmem"
-	"github.com/sluice-streams/sluice/task"
 )
 
 // Example prints a job's checkpoints, then moves one partition back to offset 0 with
@@ -44,21 +42,25 @@ func Example() {
 		"task.checkpoint.factory":   "filesystem",
 		"task.checkpoint.path":      filepath.Join(dir, "checkpoints"),
 	})
-	c, err := container.New(cfg, container.Options{
-		Tasks:   map[string]task.Definition{"noop": {New: func(string, config.Config) (task.StreamTask, error) { return nil, errors.New("not run") }}},
+	// The job's systems and checkpoint manager, built and opened as the tool opens
+	// them: no task runs, and task.class needs no implementation.
+	var problems config.Problems
+	fs := jobmodel.Factories{
 		Systems: map[string]system.Factory{"inmem": store.Factory()},
-		Checkpoints: map[string]container.CheckpointFactory{
+		Checkpoints: map[string]jobmodel.CheckpointFactory{
 			"filesystem": func(jc *job.Config, _ map[string]system.System, _ *slog.Logger) (checkpoint.Manager, error) {
 				return filesystem.New(jc.CheckpointPath, jc.Name, jc.ID)
 			},
 		},
-	})
-	if err != nil {
+	}
+	parts := jobmodel.Build(&problems, cfg, fs, nil)
+	parts.BuildCheckpoints(&problems, cfg, fs, nil)
+	if err := problems.Err(); err != nil {
 		fmt.Println(err)
 		return
 	}
 	ctx := context.Background()
-	m, err := c.OpenModel(ctx)
+	m, err := jobmodel.Open(ctx, parts, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

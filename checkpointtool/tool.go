@@ -1,6 +1,6 @@
 // Package checkpointtool prints and rewrites the checkpoints of a job: the logic of
 // `sluice checkpoint-tool` as a library, with no flags, no globals and no os.Exit. It
-// works on a *container.Model, which gives the job's tasks, the partitions each reads,
+// works on a *jobmodel.Model, which gives the job's tasks, the partitions each reads,
 // their current offsets and the started checkpoint manager.
 //
 // # Printing
@@ -73,7 +73,7 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/config/properties"
-	"github.com/sluice-streams/sluice/container"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -144,13 +144,13 @@ func (r Request) Check() error {
 
 // Tool prints and rewrites the checkpoints of one job. Create it with New.
 type Tool struct {
-	m    *container.Model
+	m    *jobmodel.Model
 	opts Options
 }
 
 // New returns a tool over an open model. The model must have a checkpoint manager; the
 // caller closes the model.
-func New(m *container.Model, opts Options) *Tool {
+func New(m *jobmodel.Model, opts Options) *Tool {
 	if opts.Stdout == nil {
 		opts.Stdout = io.Discard
 	}

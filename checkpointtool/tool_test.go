@@ -22,11 +22,10 @@ import (
 	"github.com/sluice-streams/sluice/checkpointtool"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/config/properties"
-	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/inmem"
-	"github.com/sluice-streams/sluice/task"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/")
@@ -167,11 +166,12 @@ func (f *fixture) files(t *testing.T) string {
 	return b.String()
 }
 
-// open builds the job's container and opens its model, as `sluice checkpoint-tool` does.
-func (f *fixture) open(t *testing.T) *container.Model {
+// open builds the job's parts and opens its model, as `sluice checkpoint-tool` does:
+// task.class names no task this program knows.
+func (f *fixture) open(t *testing.T) *jobmodel.Model {
 	t.Helper()
-	c, err := container.New(config.New(f.cfg), container.Options{
-		Tasks: map[string]task.Definition{"noop": {New: func(string, config.Config) (task.StreamTask, error) { return nil, errors.New("not run") }}},
+	var p config.Problems
+	fs := jobmodel.Factories{
 		Systems: map[string]system.Factory{"inmem": func(name string, cfg config.Config, l *slog.Logger) (system.System, error) {
 			s, err := f.store.Factory()(name, cfg, l)
 			if f.noTimeLookup {
@@ -179,14 +179,17 @@ func (f *fixture) open(t *testing.T) *container.Model {
 			}
 			return s, err
 		}},
-		Checkpoints: map[string]container.CheckpointFactory{
+		Checkpoints: map[string]jobmodel.CheckpointFactory{
 			"filesystem": func(jc *job.Config, _ map[string]system.System, _ *slog.Logger) (checkpoint.Manager, error) {
 				return filesystem.New(jc.CheckpointPath, jc.Name, jc.ID)
 			},
 		},
-	})
-	must(t, err)
-	m, err := c.OpenModel(context.Background())
+	}
+	cfg := config.New(f.cfg)
+	parts := jobmodel.Build(&p, cfg, fs, nil)
+	parts.BuildCheckpoints(&p, cfg, fs, nil)
+	must(t, p.Err())
+	m, err := jobmodel.Open(context.Background(), parts, nil)
 	must(t, err)
 	t.Cleanup(func() { m.Close() })
 	if f.wrap != nil {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 
 	"github.com/sluice-streams/sluice/checkpointtool"
 	"github.com/sluice-streams/sluice/config"
-	"github.com/sluice-streams/sluice/container"
-	"github.com/sluice-streams/sluice/job"
-	"github.com/sluice-streams/sluice/task"
+	"github.com/sluice-streams/sluice/jobmodel"
 )
 
 const checkpointToolSynopsis = `--config-path=PATH [--new-offsets=PATH [--replace] | --reset-to=oldest|upcoming|TIME [--streams=system.stream,...]] [--dry-run] [--force] [--strict]
@@ -78,14 +75,12 @@ func (e *env) checkpointTool(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.configErr("cannot load the configuration", err)
 	}
-	opts := e.reg.containerOptions(log, *strict)
-	opts.Tasks = toolTasks(opts.Tasks, cfg)
-	c, err := container.New(cfg, opts)
+	parts, err := e.reg.jobParts(cfg, log, *strict)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was read or written", err)
 	}
-	e.warn(c)
-	m, err := c.OpenModel(ctx)
+	e.warn(parts.warnings)
+	m, err := jobmodel.Open(ctx, parts.Parts, log)
 	if err != nil {
 		e.printErr(fmt.Errorf("cannot read the job's partitions and checkpoints: %w", err))
 		return ExitFailure
@@ -120,22 +115,4 @@ func (e *env) printErr(err error) {
 	for _, l := range lines[1:] {
 		fmt.Fprintln(e.stderr, "  "+l)
 	}
-}
-
-// toolTasks returns tasks with a stand-in for the job's task.class when this program
-// does not know it: the tool runs no task, so the stock sluice binary can print and
-// rewrite the checkpoints of a job built with its user's own program.
-func toolTasks(tasks map[string]task.Definition, cfg config.Config) map[string]task.Definition {
-	class := cfg.GetOr(job.KeyTaskClass, "")
-	if _, ok := tasks[class]; ok || class == "" {
-		return tasks
-	}
-	out := maps.Clone(tasks)
-	if out == nil {
-		out = map[string]task.Definition{}
-	}
-	out[class] = task.Definition{New: func(string, config.Config) (task.StreamTask, error) {
-		return nil, errors.New("the checkpoint tool runs no task")
-	}}
-	return out
 }

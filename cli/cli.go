@@ -157,8 +157,8 @@ func strictFlag(fs *flag.FlagSet) *bool {
 }
 
 // warn prints the container's configuration warnings, one a line.
-func (e *env) warn(c *container.Container) {
-	for _, w := range c.Warnings() {
+func (e *env) warn(warnings []*config.Error) {
+	for _, w := range warnings {
 		fmt.Fprintf(e.stderr, "sluice: warning: %s\n", w)
 	}
 }
@@ -210,7 +210,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
 	}
-	e.warn(c)
+	e.warn(c.Warnings())
 	if ep != nil {
 		stop, err := ep.serve(ctx, c, containerLabel(opts, c.Job().Coordinator == job.KafkaCoordinator), log)
 		if err != nil {

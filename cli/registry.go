@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/kafka"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/system/inmem"
@@ -173,6 +174,51 @@ func (r *registry) containerOptions(log *slog.Logger, strict bool) container.Opt
 		Logger:  log,
 		Strict:  strict,
 	}
+}
+
+// toolParts are a job's parts as the tools (checkpoint-tool, status) open them, with
+// the configuration's warnings.
+type toolParts struct {
+	*jobmodel.Parts
+	warnings []*config.Error
+}
+
+// jobParts builds the parts of the job of cfg for a tool, which runs no task: the
+// job's task.class need not be one this program knows (the stock binary reads the
+// checkpoints of a job built with its user's own program); when it is known, its keys
+// and outputs count as the job's.
+func (r *registry) jobParts(cfg config.Config, log *slog.Logger, strict bool) (*toolParts, error) {
+	var p config.Problems
+	f := jobmodel.Factories{Systems: r.systems, Checkpoints: r.checkpoints, Aliases: r.aliases}
+	parts := jobmodel.Build(&p, cfg, f, log)
+	var taskKeys []string
+	var outputs []system.SystemStream
+	if def, ok := r.tasks[parts.Job.TaskClass]; ok {
+		taskKeys = def.Keys
+		if def.Outputs != nil {
+			var err error
+			if outputs, err = declaredOutputs(parts.Job.TaskClass, def, cfg); err != nil {
+				p.AddErr(err)
+			}
+		}
+	}
+	jobmodel.CheckStreams(&p, cfg, parts.Job, parts.Systems, outputs)
+	keys := jobmodel.CheckKeys(&p, cfg, parts.Job, taskKeys, r.keys, outputs, strict)
+	parts.BuildCheckpoints(&p, cfg, f, log)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return &toolParts{Parts: parts, warnings: keys.Warnings}, nil
+}
+
+// declaredOutputs returns the outputs task class declares; a panic is an error.
+func declaredOutputs(class string, def task.Definition, cfg config.Config) (outs []system.SystemStream, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("task %s panicked declaring its outputs: %v", class, v)
+		}
+	}()
+	return def.Outputs(cfg)
 }
 
 func filesystemCheckpoints(jc *job.Config, _ map[string]system.System, log *slog.Logger) (checkpoint.Manager, error) {

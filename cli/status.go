@@ -14,8 +14,8 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
-	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -106,13 +106,11 @@ func (e *env) status(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.configErr("cannot load the configuration", err)
 	}
-	opts := e.reg.containerOptions(log, false)
-	opts.Tasks = toolTasks(opts.Tasks, cfg)
-	c, err := container.New(cfg, opts)
+	parts, err := e.reg.jobParts(cfg, log, false)
 	if err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was read", err)
 	}
-	m, err := c.OpenModel(ctx)
+	m, err := jobmodel.Open(ctx, parts.Parts, log)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "sluice status: cannot read the job's partitions and checkpoints:", err)
 		return ExitFailure
@@ -144,7 +142,7 @@ func (e *env) status(ctx context.Context, args []string) int {
 }
 
 // readStatus reads the job's checkpoints, whether it runs and which containers run.
-func readStatus(ctx context.Context, m *container.Model, now time.Time) (*jobStatus, error) {
+func readStatus(ctx context.Context, m *jobmodel.Model, now time.Time) (*jobStatus, error) {
 	jc := m.Job
 	st := &jobStatus{Job: jc.Name, JobID: jc.ID, Group: jc.Coordinator == job.KafkaCoordinator, Containers: []int{}, Tasks: []taskStatus{}}
 	cps := map[string]checkpoint.Checkpoint{}

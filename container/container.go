@@ -31,13 +31,14 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/task"
 )
 
 // CheckpointFactory builds a checkpoint manager for a job from its systems. It
 // validates configuration and connects to nothing.
-type CheckpointFactory func(jc *job.Config, systems map[string]system.System, logger *slog.Logger) (checkpoint.Manager, error)
+type CheckpointFactory = jobmodel.CheckpointFactory
 
 // Options configures a container.
 type Options struct {
@@ -133,9 +134,10 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	if opts.BufferedBatches <= 0 {
 		opts.BufferedBatches = 1
 	}
-	jc, err := job.ParseWithAliases(cfg, opts.Aliases)
 	var p config.Problems
-	p.AddErr(err)
+	factories := jobmodel.Factories{Systems: opts.Systems, Checkpoints: opts.Checkpoints, Aliases: opts.Aliases}
+	parts := jobmodel.Build(&p, cfg, factories, opts.Logger)
+	jc := parts.Job
 	if jc.Coordinator == job.KafkaCoordinator {
 		if opts.ContainerIDSet && opts.ContainerID < 0 {
 			p.Add("--container-id", fmt.Sprint(opts.ContainerID), "must not be negative")
@@ -149,24 +151,7 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 	} else if def.Check != nil {
 		p.AddErr(guard(jc.TaskClass, "checking its configuration", func() error { return def.Check(cfg) }))
 	}
-	c := &Container{opts: opts, jc: jc, def: def, systems: map[string]system.System{}, log: opts.Logger}
-	systemsOK := true
-	for _, name := range slices.Sorted(maps.Keys(jc.SystemFactories)) {
-		fname := jc.SystemFactories[name]
-		f, ok := opts.Systems[fname]
-		if !ok {
-			p.Add("systems."+name+".samza.factory", cfg.GetOr("systems."+name+".samza.factory", ""), "unknown system factory; known: %s", strings.Join(slices.Sorted(maps.Keys(opts.Systems)), ", "))
-			systemsOK = false
-			continue
-		}
-		s, err := f(name, cfg, c.log)
-		if err != nil {
-			p.AddErr(err)
-			systemsOK = false
-			continue
-		}
-		c.systems[name] = s
-	}
+	c := &Container{opts: opts, jc: jc, def: def, systems: parts.Systems, log: opts.Logger}
 	if known {
 		c.declared = checkStreams(&p, cfg, jc, def, c.systems)
 	}
@@ -181,30 +166,10 @@ func New(cfg config.Config, opts Options) (*Container, error) {
 			}
 		}
 	}
-	keys := job.CheckKeys(cfg, def.Keys, opts.Keys)
-	keys.Warnings = append(keys.Warnings, checkSystemAndStreamKeys(cfg, jc, c.declared)...)
-	if opts.Strict || jc.Strict {
-		for _, w := range keys.Warnings {
-			e := *w
-			e.Msg += " (an error, as configuration checking is strict)"
-			p.AddErr(&e)
-		}
-	} else {
-		c.warnings = keys.Warnings
-	}
-	if jc.CheckpointFactory != "" {
-		f, ok := opts.Checkpoints[jc.CheckpointFactory]
-		switch {
-		case !ok:
-			p.Add(job.KeyCheckpointFactory, cfg.GetOr(job.KeyCheckpointFactory, ""), "unknown checkpoint manager; known: %s (Samza's class names for them work too)", strings.Join(slices.Sorted(maps.Keys(opts.Checkpoints)), ", "))
-		case err == nil && systemsOK:
-			// The manager's own keys are checked along with everything else; it is
-			// built only over a valid job and systems, which it depends on.
-			m, err := f(jc, c.systems, c.log)
-			p.AddErr(err)
-			c.cpm = m
-		}
-	}
+	keys := jobmodel.CheckKeys(&p, cfg, jc, def.Keys, opts.Keys, c.declared, opts.Strict)
+	c.warnings = keys.Warnings
+	parts.BuildCheckpoints(&p, cfg, factories, c.log)
+	c.cpm = parts.Checkpoints
 	if jc.Coordinator == job.KafkaCoordinator && p.Err() == nil {
 		f, ok := opts.Coordinators[jc.Coordinator]
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -56,7 +57,7 @@ func (r *run) monitorPartitions(ctx context.Context, known map[system.SystemStre
 // *PartitionsChangedError, so that a restart picks the new partitions up.
 func (r *run) partitionsChanged(ctx context.Context, meta map[system.SystemStreamPartition]system.PartitionMetadata, votes, caught map[string]bool) error {
 	changes := changedCounts(partitionCounts(r.meta), partitionCounts(meta))
-	byPartition := taskPartitions(r.c.jc, meta)
+	byPartition := jobmodel.TaskPartitions(r.c.jc, meta)
 	want := map[string][]system.SystemStreamPartition{}
 	if r.coord != nil {
 		// The group decides who runs the new tasks: tell it there are more; this
@@ -136,7 +137,7 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 	if _, err := fmt.Sscanf(name, "Partition %d", &p); err != nil {
 		return fmt.Errorf("add task %q: not a task name", name)
 	}
-	ssps := taskPartitions(r.c.jc, r.meta)[p]
+	ssps := jobmodel.TaskPartitions(r.c.jc, r.meta)[p]
 	if len(ssps) == 0 {
 		return nil // its partitions went away meanwhile
 	}

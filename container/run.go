@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/job"
+	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -132,59 +133,9 @@ func (r *run) admin(sys string) (system.Admin, bool) {
 }
 
 // inputMetadata reads the partition metadata of every partition the job reads (see
-// jobMetadata).
+// jobmodel.Metadata).
 func (r *run) inputMetadata(ctx context.Context) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
-	return jobMetadata(ctx, r.c.jc, r.c.systems)
-}
-
-// jobMetadata reads the partition metadata of every partition the job reads: every
-// partition of its inputs, and its broadcast partitions (task.broadcast.inputs), of
-// which a stream that is no input gives only those.
-func jobMetadata(ctx context.Context, jc *job.Config, systems map[string]system.System) (map[system.SystemStreamPartition]system.PartitionMetadata, error) {
-	bySystem := map[string][]string{}
-	for _, ss := range jc.ReadStreams() {
-		bySystem[ss.System] = append(bySystem[ss.System], ss.Stream)
-	}
-	meta := map[system.SystemStreamPartition]system.PartitionMetadata{}
-	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
-		streams := bySystem[sys]
-		md, err := systems[sys].Admin().Partitions(ctx, streams...)
-		if err != nil {
-			return nil, fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
-		}
-		for ssp, m := range md {
-			if slices.Contains(jc.Inputs, ssp.SystemStream) || jc.IsBroadcast(ssp) {
-				meta[ssp] = m
-			}
-		}
-	}
-	var missing []string
-	for _, ssp := range jc.Broadcast {
-		if _, ok := meta[ssp]; !ok {
-			missing = append(missing, ssp.String())
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s: no such partition: %s", job.KeyBroadcastInputs, strings.Join(missing, ", "))
-	}
-	return meta, nil
-}
-
-// taskPartitions groups partitions into tasks: task "Partition N" reads partition N of
-// every input, in order, and every broadcast partition.
-func taskPartitions(jc *job.Config, meta map[system.SystemStreamPartition]system.PartitionMetadata) map[int32][]system.SystemStreamPartition {
-	byPartition := map[int32][]system.SystemStreamPartition{}
-	for ssp := range meta {
-		if !jc.IsBroadcast(ssp) {
-			byPartition[ssp.Partition] = append(byPartition[ssp.Partition], ssp)
-		}
-	}
-	for p, ssps := range byPartition {
-		ssps = append(ssps, jc.Broadcast...)
-		slices.SortFunc(ssps, system.SystemStreamPartition.Compare)
-		byPartition[p] = ssps
-	}
-	return byPartition
+	return jobmodel.Metadata(ctx, r.c.jc, r.c.systems)
 }
 
 func (r *run) run(ctx context.Context) error {
@@ -203,7 +154,7 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	r.meta = meta
-	byPartition := taskPartitions(c.jc, meta)
+	byPartition := jobmodel.TaskPartitions(c.jc, meta)
 	var mine []int32
 	if r.coord == nil {
 		mine = r.assign.tasks(slices.Collect(maps.Keys(byPartition)))
@@ -734,7 +685,7 @@ func (r *run) loop(ctx context.Context) error {
 	r.dispatch.Go(func() { r.monitorPartitions(r.pollCtx, known) })
 	var failure error
 	if r.coord != nil {
-		if err := r.coord.Start(ctx, taskCount(taskPartitions(r.c.jc, r.meta)), r.coordinatorHandler()); err != nil {
+		if err := r.coord.Start(ctx, taskCount(jobmodel.TaskPartitions(r.c.jc, r.meta)), r.coordinatorHandler()); err != nil {
 			failure = fmt.Errorf("join the job's task group: %w", err)
 		}
 	}
