@@ -69,7 +69,7 @@ func TestInputGrowsWhileRunning(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if took := time.Since(grown); took > 5*time.Second {
+	if took := time.Since(grown); took > 10*time.Second { // 200 ms monitoring, on a loaded machine
 		t.Errorf("the job took %v to read the new partitions", took)
 	}
 	for _, part := range []string{"kafka.in#2", "kafka.in#3"} {
