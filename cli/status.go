@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/jobmodel"
+	"github.com/sluice-streams/sluice/kafka"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -141,6 +143,27 @@ func (e *env) status(ctx context.Context, args []string) int {
 	return ExitNotRunning
 }
 
+// groupOwners fills owner with the container running each task in the job's task
+// group: its container id, or dynamic@host without one; "none" for a task no member
+// runs at the moment (a rebalance, or a container that died).
+func groupOwners(ctx context.Context, m *jobmodel.Model, owner map[string]string) error {
+	s, _ := m.System(m.Job.CoordinatorSystem)
+	ks, ok := s.(*kafka.System)
+	if !ok {
+		return fmt.Errorf("the coordinator system %s is not a Kafka system", m.Job.CoordinatorSystem)
+	}
+	owners, err := kafka.TaskOwners(ctx, ks, m.Job.Name, m.Job.ID)
+	if err != nil {
+		return err
+	}
+	for task := range m.Tasks {
+		var p int32
+		fmt.Sscanf(task, "Partition %d", &p)
+		owner[task] = cmp.Or(owners[p], "none")
+	}
+	return nil
+}
+
 // readStatus reads the job's checkpoints, whether it runs and which containers run.
 func readStatus(ctx context.Context, m *jobmodel.Model, now time.Time) (*jobStatus, error) {
 	jc := m.Job
@@ -189,6 +212,11 @@ func readStatus(ctx context.Context, m *jobmodel.Model, now time.Time) (*jobStat
 			} else {
 				owner[task] = "none"
 			}
+		}
+	}
+	if st.Group && st.Running != nil && *st.Running {
+		if err := groupOwners(ctx, m, owner); err != nil {
+			st.Note = "cannot tell which container runs each task: " + err.Error()
 		}
 	}
 	known := map[system.SystemStream]bool{}

@@ -119,6 +119,16 @@ func TestStreamRolesInGroupMode(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// sluice status names who runs each task: both containers, dynamic members.
+	st := start(t, "status", "--config-path="+cfg)
+	if code := st.wait(t, time.Minute); code != 0 {
+		t.Errorf("sluice status exited %d while the job runs:\n%s", code, st.stderr.String())
+	}
+	status := st.stdout.String()
+	t.Logf("sluice status:\n%s", status)
+	if n := strings.Count(status, "dynamic@"); n != partitions {
+		t.Errorf("sluice status names the container of %d tasks, want %d:\n%s", n, partitions, status)
+	}
 	for _, p := range []*proc{a, b} {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 	}

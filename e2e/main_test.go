@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -163,6 +162,7 @@ func readAll(t *testing.T, seeds, topic string) []string {
 // proc is a running sluice process.
 type proc struct {
 	cmd    *exec.Cmd
+	stdout *syncBuffer
 	stderr *syncBuffer
 	done   chan struct{}
 	err    error
@@ -188,8 +188,8 @@ func (s *syncBuffer) String() string {
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(sluiceBin, args...)
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout = io.Discard
+	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

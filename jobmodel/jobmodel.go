@@ -216,6 +216,12 @@ func (m *Model) Admin(sys string) (system.Admin, bool) {
 	return s.Admin(), true
 }
 
+// System returns the started system named name.
+func (m *Model) System(name string) (system.System, bool) {
+	s, ok := m.systems[name]
+	return s, ok
+}
+
 // DefaultStarts returns where each partition of task would start without a checkpoint.
 // checkpointed holds the input streams of which the job has checkpointed a partition
 // in any task: a partition of one of them without a checkpoint is new and starts at
