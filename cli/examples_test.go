@@ -83,7 +83,7 @@ func TestExamplePageViewCounterReplaysFromOldestOnEveryStart(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			got := latestCounts(t, seeds)
-			if equalCounts(got, want) {
+			if maps.Equal(got, want) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -145,18 +145,6 @@ func eachRecord(t *testing.T, seeds, topic string, fn func(*kgo.Record)) {
 		}
 		fs.EachRecord(fn)
 	}
-}
-
-func equalCounts(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestExamplePageViewCopyResumes(t *testing.T) {

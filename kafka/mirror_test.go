@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func TestConsumerMirrorsCheckpointsToConsumerGroup(t *testing.T) {
 			got = map[int32]int64{}
 			if err == nil {
 				resp.Each(func(o kadm.OffsetResponse) { got[o.Partition] = o.At })
-				if equalOffsets(got, want) {
+				if maps.Equal(got, want) {
 					return
 				}
 			}
@@ -114,18 +115,6 @@ func TestConsumerMirrorsCheckpointsToConsumerGroup(t *testing.T) {
 	}
 	c.Close()
 	waitGroupOffsets(map[int32]int64{0: 9, 1: 0})
-}
-
-func equalOffsets(a, b map[int32]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestMirrorKeys(t *testing.T) {

@@ -264,32 +264,7 @@ func (l *runLock) Err() error { return nil }
 // locked: this one, and each other one whose lock it cannot take shared for an
 // instant (a starting peer that meets that instant tries again, see peekWait).
 func (l *runLock) Peers(ctx context.Context) ([]int, error) {
-	var live []int
-	for id := range l.c.Count {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if id == l.c.ID {
-			live = append(live, id)
-			continue
-		}
-		f, err := os.Open(l.m.ContainerLockPath(id))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // never ran here
-		}
-		if err != nil {
-			return nil, fmt.Errorf("filesystem checkpoints: run lock of container %d: %w", id, err)
-		}
-		err = flock.TryShared(f)
-		f.Close() // releases the lock, if taken
-		switch {
-		case errors.Is(err, flock.ErrLocked):
-			live = append(live, id)
-		case err != nil:
-			return nil, l.m.lockErr(f.Name(), err)
-		}
-	}
-	return live, nil
+	return l.m.lockedContainers(ctx, l.c.Count, l.c.ID)
 }
 
 // Close releases the locks. Closing twice is harmless.
