@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
+	"github.com/sluice-streams/sluice/container"
 	"github.com/sluice-streams/sluice/system"
 	"github.com/sluice-streams/sluice/task"
 )
@@ -100,5 +102,57 @@ func TestBroadcastPartitionThatDoesNotExist(t *testing.T) {
 	err := e.run(baseConfig("task.broadcast.inputs", "mem.control#[0-2]"), exitWhenCaughtUp)
 	if err == nil || !strings.Contains(err.Error(), "task.broadcast.inputs: no such partition: mem.control#1, mem.control#2") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// TestBroadcastTaskAddedWhileRunning: the input grows from 2 partitions to 3 while the
+// container runs with control#1 (of 2 partitions) as a broadcast input: the new task
+// reads control#1 from its default start, and control#0, which the job does not read,
+// never becomes part of any task (no task is removed or restarted).
+func TestBroadcastTaskAddedWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	e.stream("in", 2, 1)
+	e.stream("control", 2, 3)
+	rec := &byTask{msgs: map[string][]string{}}
+	e.tasks["test"] = rec.def()
+	log := newTaskLog()
+	cfg := baseConfig("task.broadcast.inputs", "mem.control#1", "job.partition.monitor.ms", "20")
+	ctr, err := e.container(cfg, func(o *container.Options) { o.Events = log.events() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ctr.Run(ctx) }()
+	log.waitFor(t, "the first two tasks", func(a, _ []string) bool { return len(a) == 2 })
+	if err := e.store.AddPartitions("in", 3); err != nil {
+		t.Fatal(err)
+	}
+	log.waitFor(t, "the task of the new partition", func(a, _ []string) bool { return len(a) == 3 })
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rec.of("Partition 2", "control-")) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Partition 2 read %v of control#1", rec.of("Partition 2", "control-"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A few more monitor rounds: nothing changes.
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	added, removed := log.snapshot()
+	if len(added) != 3 || len(removed) != 0 {
+		t.Errorf("tasks added %v, removed %v; want 3 added, none removed", added, removed)
+	}
+	if n := strings.Count(e.logs.String(), "input partitions changed: adapting"); n != 1 {
+		t.Errorf("the container saw its inputs change %d times, want once (in, 2 to 3 partitions):\n%s", n, e.logs)
+	}
+	for p := range 3 {
+		name := fmt.Sprintf("Partition %d", p)
+		if got, want := rec.of(name, "control-"), []string{"control-1-0", "control-1-1", "control-1-2"}; !slices.Equal(got, want) {
+			t.Errorf("%s read control messages %v, want %v", name, got, want)
+		}
 	}
 }

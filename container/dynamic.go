@@ -234,7 +234,11 @@ func (r *run) refreshMetadata(ctx context.Context, ssps []system.SystemStreamPar
 		if err != nil {
 			return fmt.Errorf("read metadata of %s of system %s: %w", strings.Join(bySystem[sys], ", "), sys, err)
 		}
-		maps.Copy(r.meta, md)
+		for ssp, m := range md {
+			if jobmodel.Reads(r.c.jc, ssp) {
+				r.meta[ssp] = m
+			}
+		}
 	}
 	return nil
 }

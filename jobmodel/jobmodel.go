@@ -117,7 +117,7 @@ func Metadata(ctx context.Context, jc *job.Config, systems map[string]system.Sys
 			return nil, fmt.Errorf("read metadata of inputs %s of system %s: %w", strings.Join(streams, ", "), sys, err)
 		}
 		for ssp, m := range md {
-			if slices.Contains(jc.Inputs, ssp.SystemStream) || jc.IsBroadcast(ssp) {
+			if Reads(jc, ssp) {
 				meta[ssp] = m
 			}
 		}
@@ -132,6 +132,12 @@ func Metadata(ctx context.Context, jc *job.Config, systems map[string]system.Sys
 		return nil, fmt.Errorf("%s: no such partition: %s", job.KeyBroadcastInputs, strings.Join(missing, ", "))
 	}
 	return meta, nil
+}
+
+// Reads reports whether the job reads ssp: a partition of an input, or a broadcast
+// partition (other partitions of a stream that is only a broadcast input are not).
+func Reads(jc *job.Config, ssp system.SystemStreamPartition) bool {
+	return slices.Contains(jc.Inputs, ssp.SystemStream) || jc.IsBroadcast(ssp)
 }
 
 // TaskPartitions groups partitions into tasks: task "Partition N" reads partition N of
