@@ -94,7 +94,7 @@ func TestQuickRun(t *testing.T) {
 		{"group/reprocessed", false, true, 0, 1e9},
 		{"group/unaffected-scale-out", true, true, 1, rate},
 		{"group/unaffected-failover", true, true, 1, rate},
-		{"group/throughput-1", false, false, 1, rate},
+		{"group/throughput-1-vs-static", true, false, 1, rate},
 		{"group/throughput-2-vs-1", true, true, 1, rate},
 		{"group/throughput-4-vs-1", true, true, 1, rate},
 		{"group/cpu-2-vs-1", true, false, 1e-9, 1},

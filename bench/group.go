@@ -119,8 +119,9 @@ func (b *bencher) groupSection(ctx context.Context) ([]Row, error) {
 		rows = append(rows, row)
 	}
 	one := variant{commit: time.Second, containers: o.GroupContainers[0]}
-	rows = append(rows, Row{Key: fmt.Sprintf("group/throughput-%d", one.containers), Name: fmt.Sprintf("group: passthrough of %s messages, %s", group(int64(scale.n)), containersName(one.containers)),
-		Sluice: fmtRate(median(scale.rates[one]), o.MessageBytes), SluiceValue: median(scale.rates[one]), BaselineValue: nan(), Unit: "msg/s", Ratio: nan()})
+	rows = append(rows, scale.rateRow(fmt.Sprintf("group/throughput-%d-vs-static", one.containers),
+		fmt.Sprintf("group: passthrough of %s messages, %s / the static coordinator", group(int64(scale.n)), containersName(one.containers)),
+		one, variant{commit: time.Second}, "(static)", o.MessageBytes))
 	for _, k := range o.GroupContainers[1:] {
 		v := variant{commit: time.Second, containers: k}
 		r := scale.rateRow(fmt.Sprintf("group/throughput-%d-vs-%d", k, one.containers), fmt.Sprintf("group: passthrough, %s / %s", containersName(k), containersName(one.containers)),
@@ -157,7 +158,7 @@ func (b *bencher) groupScaling(ctx context.Context) (*runs, error) {
 	if err := b.fill(ctx, in, o.Partitions, n, o.MessageBytes); err != nil {
 		return nil, err
 	}
-	var variants []variant
+	variants := []variant{{commit: time.Second}} // the static coordinator, for comparison
 	for _, k := range o.GroupContainers {
 		variants = append(variants, variant{commit: time.Second, containers: k})
 	}
