@@ -127,8 +127,8 @@ func (b *bencher) eosLatency(ctx context.Context, variants []variant) (map[varia
 }
 
 // latencyOnce runs the job of v until a read_committed consumer of its output has
-// measured LatencyWindow, after a warm-up of the first records and one commit
-// interval, and returns the latencies in seconds. It stops the job with SIGTERM.
+// measured LatencyWindow (at least three commit intervals), after a warm-up, and
+// returns the latencies in seconds. It stops the job with SIGTERM.
 func (b *bencher) latencyOnce(ctx context.Context, in string, v variant) ([]float64, error) {
 	o := b.opts
 	seq := b.seq()
@@ -162,7 +162,14 @@ func (b *bencher) latencyOnce(ctx context.Context, in string, v variant) ([]floa
 		started  = make(chan struct{})
 		once     sync.Once
 	)
-	warm := max(v.commit, 200*time.Millisecond)
+	// Under exactly-once records arrive in bursts, one per commit: the window starts
+	// half an interval after the first burst and holds whole intervals, at least
+	// three, so that it holds a fixed number of commits.
+	warm := max(v.commit/2, 100*time.Millisecond)
+	window := max(o.LatencyWindow, 3*v.commit)
+	if v.commit > 0 {
+		window = (window + v.commit - 1) / v.commit * v.commit
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -174,7 +181,7 @@ func (b *bencher) latencyOnce(ctx context.Context, in string, v variant) ([]floa
 			fs.EachRecord(func(r *kgo.Record) {
 				if from.IsZero() {
 					from = now.Add(warm)
-					to = from.Add(o.LatencyWindow)
+					to = from.Add(window)
 					close(started)
 				}
 				if !now.Before(from) && now.Before(to) {
@@ -199,7 +206,7 @@ func (b *bencher) latencyOnce(ctx context.Context, in string, v variant) ([]floa
 		case <-ch:
 		case <-p.done:
 			return nil, fmt.Errorf("%s exited (%w) while its latency was measured; its log: %s\n%s", v, p.exitErr(), p.stderr.path, p.stderr.tail())
-		case <-time.After(2*time.Minute + o.LatencyWindow):
+		case <-time.After(2*time.Minute + window):
 			return nil, fmt.Errorf("%s: no output to measure within 2 minutes; its log: %s", v, p.stderr.path)
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -213,7 +220,7 @@ func (b *bencher) latencyOnce(ctx context.Context, in string, v variant) ([]floa
 	mu.Lock()
 	defer mu.Unlock()
 	if len(lats) == 0 {
-		return nil, fmt.Errorf("%s: no record arrived in the %v measured; its log: %s", v, o.LatencyWindow, p.stderr.path)
+		return nil, fmt.Errorf("%s: no record arrived in the %v measured; its log: %s", v, window, p.stderr.path)
 	}
 	if err := b.deleteTopics(ctx, out, checkpointTopic(job)); err != nil {
 		return nil, err
