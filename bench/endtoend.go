@@ -114,48 +114,48 @@ func (b *bencher) firstOutputs(ctx context.Context, variants []variant) (map[var
 	}
 	defer w.close()
 	var total int64
-	runOne := func(v variant) (time.Duration, error) {
+	runOne := func(v variant) (first, exit time.Duration, err error) {
 		if err := w.waitSeen(total, 30*time.Second); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		w.arm()
 		job := fmt.Sprintf("bench-first-%d", b.seq())
 		p, err := b.startCopy(in, out, job, v, "")
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		at, err := w.first(p, 2*time.Minute)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := p.wait(2 * time.Minute); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		total += n
 		if err := w.waitSeen(total, 30*time.Second); err != nil {
-			return 0, fmt.Errorf("%s: %w; its log: %s", v, err, p.stderr.path)
+			return 0, 0, fmt.Errorf("%s: %w; its log: %s", v, err, p.stderr.path)
 		}
 		if !v.raw {
 			if err := b.deleteTopics(ctx, checkpointTopic(job)); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
-		return at.Sub(p.started), nil
+		return at.Sub(p.started), p.elapsed(), nil
 	}
 	b.logf("  exec to first output message: %s messages over %d partitions, one output topic followed throughout", group(n), o.Partitions)
-	if _, err := runOne(variant{raw: true}); err != nil { // warm-up
+	if _, _, err := runOne(variant{raw: true}); err != nil { // warm-up
 		return nil, err
 	}
 	firsts := map[variant][]float64{}
 	for rep := range o.Repeats {
 		for i := range variants {
 			v := variants[(i+rep)%len(variants)]
-			d, err := runOne(v)
+			d, exit, err := runOne(v)
 			if err != nil {
 				return nil, err
 			}
 			firsts[v] = append(firsts[v], d.Seconds())
-			b.logf("  run %d/%d %-40s first output %s after exec", rep+1, o.Repeats, v, fmtDuration(d))
+			b.logf("  run %d/%d %-40s first output %s after exec (exit after %s)", rep+1, o.Repeats, v, fmtDuration(d), fmtDuration(exit))
 		}
 	}
 	if err := b.deleteTopics(ctx, in, out); err != nil {
