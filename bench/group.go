@@ -194,11 +194,13 @@ func (b *bencher) groupCopy(ctx context.Context, in, out, job string, n int, v v
 		}
 		ps = append(ps, p)
 	}
-	first, last := ps[0].started, ps[0].ended
 	for _, p := range ps {
 		if err := p.wait(time.Duration(max(600, n/1000)) * time.Second); err != nil {
 			return 0, 0, err
 		}
+	}
+	first, last := ps[0].started, ps[0].ended // read after every one exited
+	for _, p := range ps {
 		if p.started.Before(first) {
 			first = p.started
 		}
