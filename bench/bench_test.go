@@ -146,7 +146,7 @@ func TestQuickRun(t *testing.T) {
 }
 
 func TestMainUsage(t *testing.T) {
-	for _, args := range [][]string{{"-repeats=0"}, {"-only=nope"}, {"-nosuchflag"}, {"extra"}} {
+	for _, args := range [][]string{{"-repeats=0"}, {"-only=nope"}, {"-nosuchflag"}, {"extra"}, {"-end-to-end-messages=0"}, {"-group-session-timeout=0s"}, {"-latency-rate=-1"}, {"-group-rate=0"}} {
 		var stdout, stderr bytes.Buffer
 		if code := bench.Main(context.Background(), args, &stdout, &stderr); code != bench.ExitUsage {
 			t.Errorf("Main(%q) = %d, want %d; stderr:\n%s", args, code, bench.ExitUsage, stderr.String())
