@@ -20,15 +20,18 @@ import (
 
 // Sections of a run, in the order they run.
 const (
-	SectionThroughput = "throughput"
-	SectionStartup    = "startup"
-	SectionRecovery   = "recovery"
-	SectionMemory     = "memory"
+	SectionThroughput  = "throughput"
+	SectionEndToEnd    = "end-to-end"
+	SectionExactlyOnce = "exactly-once"
+	SectionGroup       = "group"
+	SectionStartup     = "startup"
+	SectionRecovery    = "recovery"
+	SectionMemory      = "memory"
 )
 
 // Sections lists every section.
 func Sections() []string {
-	return []string{SectionThroughput, SectionStartup, SectionRecovery, SectionMemory}
+	return []string{SectionThroughput, SectionEndToEnd, SectionExactlyOnce, SectionGroup, SectionStartup, SectionRecovery, SectionMemory}
 }
 
 // bencher is the state of one Run.
@@ -132,6 +135,12 @@ func Run(ctx context.Context, opts Options) (_ *Table, err error) {
 		switch s {
 		case SectionThroughput:
 			rows, err = b.throughput(ctx)
+		case SectionEndToEnd:
+			rows, err = b.endToEnd(ctx)
+		case SectionExactlyOnce:
+			rows, err = b.exactlyOnce(ctx)
+		case SectionGroup:
+			rows, err = b.groupSection(ctx)
 		case SectionStartup:
 			rows, err = b.startup(ctx)
 		case SectionRecovery:
@@ -167,6 +176,18 @@ func (o *Options) validate() error {
 	check("memory rate", o.MemoryRate, 1)
 	check("slow factor", o.SlowFactor, 1)
 	check("memory backlog", o.MemoryBacklog, 100)
+	check("end-to-end messages", o.EndToEndMessages, 1)
+	check("latency rate", o.LatencyRate, 1)
+	check("group rate", o.GroupRate, 1)
+	check("group container counts", len(o.GroupContainers), 2)
+	for _, k := range o.GroupContainers {
+		check("group containers", k, 1)
+	}
+	for name, d := range map[string]time.Duration{"latency window": o.LatencyWindow, "group steady time": o.GroupSteady, "group session timeout": o.GroupSessionTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %v", name, d))
+		}
+	}
 	for _, d := range o.CommitIntervals {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("commit interval %v must be positive (commits disabled are always measured)", d))
@@ -189,8 +210,10 @@ func (b *bencher) header() []string {
 	return []string{
 		fmt.Sprintf("sluice-bench %s on %s: %s/%s, %d cores, %s", time.Now().Format(time.DateOnly), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		"broker: embedded (sluice broker, franz-go kfake) in a process of its own, data directory on local disk",
-		fmt.Sprintf("passthrough: %s messages of %d bytes over %d partitions, exec to exit of each process; %d run(s) of each variant, alternating; medians",
-			group(int64(o.Messages)), o.MessageBytes, o.Partitions, o.Repeats),
+		fmt.Sprintf("passthrough: %s messages of %d bytes over %d partitions (end to end and group copies: %s), exec to exit of each process; %d run(s) of each variant, alternating; medians",
+			group(int64(o.Messages)), o.MessageBytes, o.Partitions, group(int64(o.EndToEndMessages)), o.Repeats),
+		fmt.Sprintf("exactly-once latency: input fed %s msg/s, %v measured per run; group: input fed %s msg/s, session timeout %v, %v per phase",
+			group(int64(o.LatencyRate)), o.LatencyWindow, group(int64(o.GroupRate)), o.GroupSessionTimeout, o.GroupSteady),
 	}
 }
 

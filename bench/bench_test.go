@@ -78,6 +78,27 @@ func TestQuickRun(t *testing.T) {
 		{"cpu/commit-1s-vs-raw", true, false, 1e-9, 1},
 		{"cpu/commit-100ms-vs-raw", true, false, 1e-9, 1},
 		{"cpu/commit-10ms-vs-raw", true, false, 1e-9, 1},
+		{"end-to-end/wall-vs-raw", true, true, 1, rate},
+		{"end-to-end/cpu-vs-raw", true, true, 1e-9, 1},
+		{"end-to-end/first-vs-raw", true, true, 1e-6, 60},
+		{"exactly-once/commit-1s-vs-alo", true, true, 1, rate},
+		{"exactly-once/commit-100ms-vs-alo", true, true, 1, rate},
+		{"exactly-once/cpu-commit-1s-vs-alo", true, false, 1e-9, 1},
+		{"exactly-once/cpu-commit-100ms-vs-alo", true, false, 1e-9, 1},
+		{"exactly-once/latency-commit-1s", true, false, 1e-6, 60},
+		{"exactly-once/commit-latency-commit-1s", false, false, -60, 60},
+		{"exactly-once/latency-commit-100ms", true, false, 1e-6, 60},
+		{"exactly-once/commit-latency-commit-100ms", false, false, -60, 60},
+		{"group/failover", false, true, 1e-3, 60},
+		{"group/handover", false, true, 0, 60},
+		{"group/reprocessed", false, true, 0, 1e9},
+		{"group/unaffected-scale-out", true, true, 1, rate},
+		{"group/unaffected-failover", true, true, 1, rate},
+		{"group/throughput-1-vs-static", true, false, 1, rate},
+		{"group/throughput-2-vs-1", true, true, 1, rate},
+		{"group/throughput-4-vs-1", true, true, 1, rate},
+		{"group/cpu-2-vs-1", true, false, 1e-9, 1},
+		{"group/cpu-4-vs-1", true, false, 1e-9, 1},
 		{"startup/checkpoint-read", true, true, 1e-6, 60},
 		{"recovery/sigkill-restart", false, true, 1e-6, 60},
 		{"memory/rss-at-2x", true, false, mb, 16 << 30},
@@ -125,7 +146,7 @@ func TestQuickRun(t *testing.T) {
 }
 
 func TestMainUsage(t *testing.T) {
-	for _, args := range [][]string{{"-repeats=0"}, {"-only=nope"}, {"-nosuchflag"}, {"extra"}} {
+	for _, args := range [][]string{{"-repeats=0"}, {"-only=nope"}, {"-nosuchflag"}, {"extra"}, {"-end-to-end-messages=0"}, {"-group-session-timeout=0s"}, {"-latency-rate=-1"}, {"-group-rate=0"}} {
 		var stdout, stderr bytes.Buffer
 		if code := bench.Main(context.Background(), args, &stdout, &stderr); code != bench.ExitUsage {
 			t.Errorf("Main(%q) = %d, want %d; stderr:\n%s", args, code, bench.ExitUsage, stderr.String())

@@ -61,14 +61,45 @@ func helper(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 
 // Tasks returns Sluice's built-in tasks plus the bench's own: "bench-slow", a
 // passthrough that sleeps task.bench-slow.delay.us microseconds before each message
-// it sends to task.bench-slow.output.
+// it sends to task.bench-slow.output; and "bench-tag", a passthrough to
+// task.bench-tag.output that stamps each message with the time it processed it (as
+// the record's timestamp) and the process that did (header bench.pid).
 func Tasks() map[string]task.Definition {
 	tasks := builtin.Tasks()
 	tasks[slowTaskClass] = task.Definition{New: newSlowTask, Check: func(cfg config.Config) error {
 		_, err := newSlowTask("", cfg)
 		return err
 	}}
+	tasks[tagTaskClass] = task.Definition{New: newTagTask, Check: func(cfg config.Config) error {
+		_, err := newTagTask("", cfg)
+		return err
+	}}
 	return tasks
+}
+
+const (
+	tagTaskClass = "bench-tag"
+	keyTagOutput = "task.bench-tag.output"
+	headerPID    = "bench.pid"
+)
+
+type tagTask struct {
+	out system.SystemStream
+	pid []byte
+}
+
+func newTagTask(_ string, cfg config.Config) (task.StreamTask, error) {
+	out, err := system.ParseSystemStream(cfg.GetOr(keyTagOutput, ""))
+	if err != nil {
+		return nil, &config.Error{Key: keyTagOutput, Value: cfg.GetOr(keyTagOutput, ""), Msg: err.Error()}
+	}
+	return &tagTask{out: out, pid: []byte(strconv.Itoa(os.Getpid()))}, nil
+}
+
+// Process implements task.StreamTask.
+func (t *tagTask) Process(ctx context.Context, env system.IncomingEnvelope, out task.Collector, _ task.Coordinator) error {
+	return out.Send(ctx, system.OutgoingEnvelope{Stream: t.out, Partition: env.SSP.Partition, Key: env.Key, Message: env.Message,
+		Headers: []system.Header{{Key: headerPID, Value: t.pid}}, Timestamp: time.Now()})
 }
 
 const (

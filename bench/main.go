@@ -49,9 +49,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	restarts := fs.Int("recovery-restarts", d.RecoveryRestarts, "SIGKILL restarts timed")
 	backlog := fs.Int("memory-backlog", d.MemoryBacklog, "backlog at which the memory run ends")
 	memRate := fs.Int("memory-rate", d.MemoryRate, "input messages per second of the memory run")
+	e2eMessages := fs.Int("end-to-end-messages", d.EndToEndMessages, "input messages of the end-to-end and group throughput copies")
+	latRate := fs.Int("latency-rate", d.LatencyRate, "input messages per second while exactly-once latency is measured")
+	groupRate := fs.Int("group-rate", d.GroupRate, "input messages per second of the group scale-out and failover rounds")
+	session := fs.Duration("group-session-timeout", d.GroupSessionTimeout, "job.coordinator.session.timeout.ms of the group section")
 	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(Sections(), ","))
 	sluiceBin := fs.String("sluice", "", "a built sluice binary (default: go build ./cmd/sluice)")
-	compare := fs.String("compare", "", "another sluice binary (e.g. an older build) to run as one more passthrough variant, commits every 1s, in the same rounds")
+	compare := fs.String("compare", "", "another sluice binary (e.g. an older build) to run as one more variant, commits every 1s, in the same rounds (throughput and end-to-end)")
 	workDir := fs.String("work-dir", "", "directory for the broker's data and process logs (default: a temporary one, removed)")
 	profileDir := fs.String("profile-dir", "", "write CPU and allocation profiles of extra, untimed passthrough runs here")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +95,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			o.MemoryBacklog = *backlog
 		case "memory-rate":
 			o.MemoryRate = *memRate
+		case "end-to-end-messages":
+			o.EndToEndMessages = *e2eMessages
+		case "latency-rate":
+			o.LatencyRate = *latRate
+		case "group-rate":
+			o.GroupRate = *groupRate
+		case "group-session-timeout":
+			o.GroupSessionTimeout = *session
 		}
 	})
 	if *only != "" {

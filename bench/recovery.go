@@ -3,13 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // arrival is the moment a fetch of the output topic returned records, and the
-// earliest producer timestamp among them (when Sluice sent the first of them).
+// earliest timestamp among them (the bench-tag task's: when it processed the first
+// of them).
 type arrival struct {
 	at, sent time.Time
 }
@@ -57,9 +60,10 @@ func (b *bencher) watchOutput(ctx context.Context, topic string, partitions int)
 	return ch, stop, nil
 }
 
-// recovery runs the passthrough job on a RecoveryPartitions-partition input fed
-// continuously, kills it with SIGKILL while it works, restarts it, and times each
-// restart from exec to the first new record in the output.
+// recovery runs a passthrough job (the bench-tag task, through the bench binary's
+// sluice mode) on a RecoveryPartitions-partition input fed continuously, kills it
+// with SIGKILL while it works, restarts it, and times each restart from exec to the
+// first new record in the output (and to when it was processed).
 func (b *bencher) recovery(ctx context.Context) ([]Row, error) {
 	o := b.opts
 	const (
@@ -73,7 +77,11 @@ func (b *bencher) recovery(ctx context.Context) ([]Row, error) {
 			return nil, err
 		}
 	}
-	cfg, err := b.writeConfig(job, passthroughConfig(b.addr, job, in, out, time.Second))
+	// The bench-tag task (a passthrough that stamps each output with the time it
+	// processed it) tells when the restart processed its first message.
+	lines := setKey(passthroughConfig(b.addr, job, in, out, time.Second), "task.class", tagTaskClass)
+	lines = setKey(slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, "task.passthrough.output=") }), keyTagOutput, "kafka."+out)
+	cfg, err := b.writeConfig(job, lines)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +95,7 @@ func (b *bencher) recovery(ctx context.Context) ([]Row, error) {
 	b.logf("recovery: %d partitions fed %s msg/s; passthrough with commits every 1 s; %d SIGKILL restarts", o.RecoveryPartitions, group(int64(o.RecoveryRate)), o.RecoveryRestarts)
 
 	run := func() (*proc, error) {
-		return b.start("sluice-run", b.sluice, []string{"run", "--config-path=" + cfg}, nil, nil)
+		return b.start("sluice-run", b.helper, []string{modeSluice, "run", "--config-path=" + cfg}, b.opts.HelperEnv, nil)
 	}
 	// waitFirst returns the first arrival after now, while p runs.
 	waitFirst := func(p *proc) (arrival, error) {

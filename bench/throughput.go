@@ -11,11 +11,16 @@ import (
 )
 
 // variant is one way of copying the passthrough input: raw franz-go, or Sluice
-// with a commit interval (0: periodic commits disabled).
+// with a commit interval (0: periodic commits disabled), at-least-once or
+// exactly-once.
 type variant struct {
 	raw    bool
 	commit time.Duration
 	other  bool // the sluice binary of Options.CompareBin
+	eos    bool // task.processing.guarantee=exactly-once
+	// containers > 0 runs that many containers in group mode
+	// (job.coordinator.factory=kafka), all started at once.
+	containers int
 }
 
 func (v variant) String() string {
@@ -24,10 +29,61 @@ func (v variant) String() string {
 		return "raw franz-go"
 	case v.other:
 		return "other sluice, commits every " + v.commit.String()
+	case v.containers > 0:
+		return fmt.Sprintf("sluice group of %d, commits every %v", v.containers, v.commit)
+	case v.eos:
+		return "sluice exactly-once, commits every " + v.commit.String()
 	case v.commit == 0:
 		return "sluice, commits disabled"
 	}
 	return "sluice, commits every " + v.commit.String()
+}
+
+// runs holds the figures of alternating runs: per variant, one per round.
+type runs struct {
+	n     int                   // messages per run
+	rates map[variant][]float64 // messages per second, exec to exit
+	cpus  map[variant][]float64 // CPU seconds (user + system)
+}
+
+// alternate copies in (n messages) with every variant once per round, Repeats
+// rounds, rotating the order every round so that no variant always runs first
+// (or right after the same neighbour).
+func (b *bencher) alternate(ctx context.Context, in string, n int, variants []variant) (*runs, error) {
+	o := b.opts
+	r := &runs{n: n, rates: map[variant][]float64{}, cpus: map[variant][]float64{}}
+	for rep := range o.Repeats {
+		for i := range variants {
+			v := variants[(i+rep)%len(variants)]
+			d, cpu, err := b.copyOnce(ctx, in, n, v, "")
+			if err != nil {
+				return nil, err
+			}
+			rate := float64(n) / d.Seconds()
+			r.rates[v] = append(r.rates[v], rate)
+			r.cpus[v] = append(r.cpus[v], cpu.Seconds())
+			b.logf("  run %d/%d %-40s %s  %s  CPU %s (%.2f µs/msg)", rep+1, o.Repeats, v, fmtDuration(d), fmtRate(rate, o.MessageBytes),
+				fmtDuration(cpu), cpu.Seconds()*1e6/float64(n))
+		}
+	}
+	return r, nil
+}
+
+// rateRow compares the throughput of v with that of base: medians of the runs, and
+// the median of the ratios of the runs of one round (paired: they ran back to back,
+// so drift of the machine cancels out), not the ratio of the medians.
+func (r *runs) rateRow(key, name string, v, base variant, baseName string, msgBytes int) Row {
+	s, bs := median(r.rates[v]), median(r.rates[base])
+	return Row{Key: key, Name: name, Sluice: fmtRate(s, msgBytes), Baseline: fmtRate(bs, msgBytes) + " " + baseName,
+		SluiceValue: s, BaselineValue: bs, Unit: "msg/s", Ratio: pairedRatio(r.rates[v], r.rates[base])}
+}
+
+// cpuRow compares the CPU per message of v with that of base, paired by round.
+func (r *runs) cpuRow(key, name string, v, base variant, baseName string) Row {
+	per := func(v variant) float64 { return median(r.cpus[v]) / float64(r.n) }
+	s, bs := per(v), per(base)
+	return Row{Key: key, Name: name, Sluice: fmt.Sprintf("%.2f µs", s*1e6), Baseline: fmt.Sprintf("%.2f µs %s", bs*1e6, baseName),
+		SluiceValue: s, BaselineValue: bs, Unit: "s", Ratio: pairedRatio(r.cpus[v], r.cpus[base])}
 }
 
 // throughput copies the input with every variant, Repeats times, alternating.
@@ -49,28 +105,12 @@ func (b *bencher) throughput(ctx context.Context) ([]Row, error) {
 	if o.CompareBin != "" {
 		variants = append(variants, otherV)
 	}
-	// rates[v][rep] and cpus[v][rep]: messages per second (exec to exit) and CPU
-	// time of variant v in round rep.
-	rates := make(map[variant][]float64)
-	cpus := make(map[variant][]float64)
-	for rep := range o.Repeats {
-		// Rotate the order so that no variant always runs first (or right after
-		// the same neighbour).
-		for i := range variants {
-			v := variants[(i+rep)%len(variants)]
-			d, cpu, err := b.copyOnce(ctx, in, v, "")
-			if err != nil {
-				return nil, err
-			}
-			rate := float64(o.Messages) / d.Seconds()
-			rates[v] = append(rates[v], rate)
-			cpus[v] = append(cpus[v], cpu.Seconds())
-			b.logf("  run %d/%d %-32s %s  %s  CPU %s (%.2f µs/msg)", rep+1, o.Repeats, v, fmtDuration(d), fmtRate(rate, o.MessageBytes),
-				fmtDuration(cpu), cpu.Seconds()*1e6/float64(o.Messages))
-		}
+	rs, err := b.alternate(ctx, in, o.Messages, variants)
+	if err != nil {
+		return nil, err
 	}
 	if o.ProfileDir != "" {
-		if err := b.profileCopies(ctx, in); err != nil {
+		if err := b.profileCopies(ctx, in, o.Messages, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -78,36 +118,17 @@ func (b *bencher) throughput(ctx context.Context) ([]Row, error) {
 		return nil, err
 	}
 
-	// The ratio of a row is the median of the ratios of the runs of one round
-	// (paired: they ran back to back, so drift of the machine cancels out), not the
-	// ratio of the medians.
 	rawV, noneV := variant{raw: true}, variant{commit: 0}
-	row := func(key, name string, v, base variant, baseName string) Row {
-		s, bs := median(rates[v]), median(rates[base])
-		return Row{Key: key, Name: name, Sluice: fmtRate(s, o.MessageBytes), Baseline: fmtRate(bs, o.MessageBytes) + " " + baseName,
-			SluiceValue: s, BaselineValue: bs, Unit: "msg/s", Ratio: pairedRatio(rates[v], rates[base])}
-	}
-	cpuRow := func(v variant) Row {
-		per := func(v variant) float64 { return median(cpus[v]) * 1e6 / float64(o.Messages) }
-		s, bs := per(v), per(rawV)
-		return Row{Key: "cpu/" + commitKey(v.commit) + "-vs-raw", Name: "CPU per message, " + commitName(v.commit) + " / raw franz-go",
-			Sluice: fmt.Sprintf("%.2f µs", s), Baseline: fmt.Sprintf("%.2f µs (raw)", bs),
-			SluiceValue: s / 1e6, BaselineValue: bs / 1e6, Unit: "s", Ratio: pairedRatio(cpus[v], cpus[rawV])}
-	}
 	var rows []Row
 	if o.CompareBin != "" {
 		variants = variants[:len(variants)-1]
 		thisV := variant{commit: time.Second}
 		rows = append(rows,
-			row("compare/this-vs-other", "passthrough, commits every 1s: this sluice / "+o.CompareBin, thisV, otherV, "(other)"),
-			Row{Key: "compare/cpu-this-vs-other", Name: "CPU per message, commits every 1s: this sluice / " + o.CompareBin,
-				Sluice:      fmt.Sprintf("%.2f µs", median(cpus[thisV])*1e6/float64(o.Messages)),
-				Baseline:    fmt.Sprintf("%.2f µs (other)", median(cpus[otherV])*1e6/float64(o.Messages)),
-				SluiceValue: median(cpus[thisV]) / float64(o.Messages), BaselineValue: median(cpus[otherV]) / float64(o.Messages),
-				Unit: "s", Ratio: pairedRatio(cpus[thisV], cpus[otherV])})
+			rs.rateRow("compare/this-vs-other", "passthrough, commits every 1s: this sluice / "+o.CompareBin, thisV, otherV, "(other)", o.MessageBytes),
+			rs.cpuRow("compare/cpu-this-vs-other", "CPU per message, commits every 1s: this sluice / "+o.CompareBin, thisV, otherV, "(other)"))
 	}
 	for _, v := range variants[1:] {
-		r := row("throughput/"+commitKey(v.commit)+"-vs-raw", "passthrough, "+commitName(v.commit)+" / raw franz-go", v, rawV, "(raw)")
+		r := rs.rateRow("throughput/"+commitKey(v.commit)+"-vs-raw", "passthrough, "+commitName(v.commit)+" / raw franz-go", v, rawV, "(raw)", o.MessageBytes)
 		switch v.commit {
 		case time.Second:
 			atLeast(&r, 0.90)
@@ -117,10 +138,10 @@ func (b *bencher) throughput(ctx context.Context) ([]Row, error) {
 		rows = append(rows, r)
 	}
 	for _, v := range variants[2:] {
-		rows = append(rows, row("commits/"+commitKey(v.commit)+"-vs-none", "passthrough, "+commitName(v.commit)+" / commits disabled", v, noneV, "(no commits)"))
+		rows = append(rows, rs.rateRow("commits/"+commitKey(v.commit)+"-vs-none", "passthrough, "+commitName(v.commit)+" / commits disabled", v, noneV, "(no commits)", o.MessageBytes))
 	}
 	for _, v := range variants[1:] {
-		rows = append(rows, cpuRow(v))
+		rows = append(rows, rs.cpuRow("cpu/"+commitKey(v.commit)+"-vs-raw", "CPU per message, "+commitName(v.commit)+" / raw franz-go", v, rawV, "(raw)"))
 	}
 	return rows, nil
 }
@@ -153,52 +174,40 @@ func commitName(d time.Duration) string {
 	return "commits every " + d.String()
 }
 
-// copyOnce copies the input to a fresh output topic with v and returns the time
-// from exec to exit. It checks that every message reached the output, then deletes
-// the output (and Sluice's checkpoint topic). With profile set, the process writes
-// CPU and allocation profiles named after it.
-func (b *bencher) copyOnce(ctx context.Context, in string, v variant, profile string) (elapsed, cpu time.Duration, err error) {
+// copyOnce copies n messages of in to a fresh output topic with v and returns the
+// time from exec to exit. It checks that every message reached the output exactly
+// once (for exactly-once, as a read_committed reader sees it), then deletes the
+// output (and Sluice's checkpoint topic). With profile set, the process writes CPU
+// and allocation profiles named after it.
+func (b *bencher) copyOnce(ctx context.Context, in string, n int, v variant, profile string) (elapsed, cpu time.Duration, err error) {
 	o := b.opts
-	n := b.seq()
-	out := fmt.Sprintf("bench-out-%d", n)
-	job := fmt.Sprintf("bench-%d", n)
+	seq := b.seq()
+	out := fmt.Sprintf("bench-out-%d", seq)
+	job := fmt.Sprintf("bench-%d", seq)
 	if err := b.createTopic(ctx, out, o.Partitions, nil); err != nil {
 		return 0, 0, err
 	}
-	var p *proc
-	if v.raw {
-		args := []string{modeRawCopy, "--brokers=" + b.addr, "--in=" + in, "--out=" + out}
-		if profile != "" {
-			args = append(args, "--cpuprofile="+profile+".cpu.pprof")
-		}
-		p, err = b.start("raw-copy", b.helper, args, b.opts.HelperEnv, nil)
+	if v.containers > 0 {
+		return b.groupCopy(ctx, in, out, job, n, v)
+	}
+	p, err := b.startCopy(in, out, job, v, profile)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := p.wait(time.Duration(max(600, n/1000)) * time.Second); err != nil {
+		return 0, 0, err
+	}
+	var got int64
+	if v.eos {
+		got, err = b.countCommitted(ctx, out)
 	} else {
-		cfg, cerr := b.writeConfig(job, passthroughConfig(b.addr, job, in, out, v.commit))
-		if cerr != nil {
-			return 0, 0, cerr
-		}
-		var env []string
-		if profile != "" {
-			env = []string{"SLUICE_CPUPROFILE=" + profile + ".cpu.pprof", "SLUICE_MEMPROFILE=" + profile + ".allocs.pprof"}
-		}
-		bin := b.sluice
-		if v.other {
-			bin = o.CompareBin
-		}
-		p, err = b.start("sluice-run", bin, []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, env, nil)
+		got, err = b.endTotal(ctx, out)
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := p.wait(time.Duration(max(600, o.Messages/1000)) * time.Second); err != nil {
-		return 0, 0, err
-	}
-	got, err := b.endTotal(ctx, out)
-	if err != nil {
-		return 0, 0, err
-	}
-	if got != int64(o.Messages) {
-		return 0, 0, fmt.Errorf("%s copied %d messages, want %d; its log: %s", v, got, o.Messages, p.stderr.path)
+	if got != int64(n) {
+		return 0, 0, fmt.Errorf("%s copied %d messages, want %d; its log: %s", v, got, n, p.stderr.path)
 	}
 	if err := b.deleteTopics(ctx, out, checkpointTopic(job)); err != nil {
 		return 0, 0, err
@@ -206,8 +215,43 @@ func (b *bencher) copyOnce(ctx context.Context, in string, v variant, profile st
 	return p.elapsed(), p.cpu(), nil
 }
 
-// profileCopies runs one untimed copy of each kind with profiles on.
-func (b *bencher) profileCopies(ctx context.Context, in string) error {
+// startCopy starts the process of v that copies in to out until it reached the end
+// offsets in had at its start (Sluice: job job, --exit-when-caught-up).
+func (b *bencher) startCopy(in, out, job string, v variant, profile string) (*proc, error) {
+	if v.raw {
+		args := []string{modeRawCopy, "--brokers=" + b.addr, "--in=" + in, "--out=" + out}
+		if profile != "" {
+			args = append(args, "--cpuprofile="+profile+".cpu.pprof")
+		}
+		return b.start("raw-copy", b.helper, args, b.opts.HelperEnv, nil)
+	}
+	lines := passthroughConfig(b.addr, job, in, out, v.commit)
+	if v.eos {
+		// The transactional producers fail every record whose timestamp (copied
+		// from its input) is older than delivery.timeout.ms (30 s by default):
+		// franz-go measures RecordDeliveryTimeout from the record's timestamp. The
+		// input is filled once for all rounds, so its records are minutes old by
+		// the later ones; the highest setting keeps them deliverable.
+		lines = append(lines, "task.processing.guarantee=exactly-once", "systems.kafka.producer.delivery.timeout.ms=1073741824")
+	}
+	cfg, err := b.writeConfig(job, lines)
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	if profile != "" {
+		env = []string{"SLUICE_CPUPROFILE=" + profile + ".cpu.pprof", "SLUICE_MEMPROFILE=" + profile + ".allocs.pprof"}
+	}
+	bin := b.sluice
+	if v.other {
+		bin = b.opts.CompareBin
+	}
+	return b.start("sluice-run", bin, []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, env, nil)
+}
+
+// profileCopies runs one untimed copy of each kind with profiles on, their files
+// named prefix + the kind.
+func (b *bencher) profileCopies(ctx context.Context, in string, n int, prefix string) error {
 	if err := os.MkdirAll(b.opts.ProfileDir, 0o755); err != nil {
 		return err
 	}
@@ -215,12 +259,12 @@ func (b *bencher) profileCopies(ctx context.Context, in string) error {
 		name string
 		v    variant
 	}{{"raw", variant{raw: true}}, {"sluice-commit-1s", variant{commit: time.Second}}, {"sluice-commit-100ms", variant{commit: 100 * time.Millisecond}}} {
-		path := filepath.Join(b.opts.ProfileDir, pv.name)
-		d, _, err := b.copyOnce(ctx, in, pv.v, path)
+		path := filepath.Join(b.opts.ProfileDir, prefix+pv.name)
+		d, _, err := b.copyOnce(ctx, in, n, pv.v, path)
 		if err != nil {
 			return err
 		}
-		b.logf("  profiled %-32s %s  %s -> %s.*.pprof", pv.v, fmtDuration(d), fmtRate(float64(b.opts.Messages)/d.Seconds(), b.opts.MessageBytes), path)
+		b.logf("  profiled %-32s %s  %s -> %s.*.pprof", pv.v, fmtDuration(d), fmtRate(float64(n)/d.Seconds(), b.opts.MessageBytes), path)
 	}
 	return nil
 }

@@ -121,9 +121,6 @@ func (p *payloads) value() []byte {
 	return v
 }
 
-// pace produces to topic at rate messages per second, round-robin over
-// partitions, until ctx is done or stop is closed; it returns how many it
-// produced and the first produce error.
 // feeder writes to a topic at a steady rate in the background (see pace).
 type feeder struct {
 	stop chan struct{}
@@ -134,10 +131,16 @@ type feeder struct {
 
 // feed starts pace in the background. Call stopFeed to end it.
 func (b *bencher) feed(ctx context.Context, topic string, partitions, rate, size int) *feeder {
+	return b.feedKeyed(ctx, topic, partitions, rate, size, false)
+}
+
+// feedKeyed is feed; with keyed, each message's key is its sequence number (see
+// seqKey), unique in the topic.
+func (b *bencher) feedKeyed(ctx context.Context, topic string, partitions, rate, size int, keyed bool) *feeder {
 	f := &feeder{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		if _, err := b.pace(ctx, f.stop, topic, partitions, rate, size); err != nil {
+		if _, err := b.pace(ctx, f.stop, topic, partitions, rate, size, keyed); err != nil {
 			f.err = fmt.Errorf("feeding the input: %w", err)
 		}
 	}()
@@ -151,7 +154,10 @@ func (f *feeder) stopFeed() error {
 	return f.err
 }
 
-func (b *bencher) pace(ctx context.Context, stop <-chan struct{}, topic string, partitions, rate, size int) (int64, error) {
+// pace produces to topic at rate messages per second, round-robin over
+// partitions, until ctx is done or stop is closed; it returns how many it
+// produced and the first produce error.
+func (b *bencher) pace(ctx context.Context, stop <-chan struct{}, topic string, partitions, rate, size int, keyed bool) (int64, error) {
 	values := newPayloads(size)
 	var sink errorSink
 	const tick = 10 * time.Millisecond
@@ -169,10 +175,85 @@ func (b *bencher) pace(ctx context.Context, stop <-chan struct{}, topic string, 
 		}
 		due := int64(time.Since(began).Seconds() * float64(rate))
 		for ; sent < due; sent++ {
-			b.cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(sent % int64(partitions)), Value: values.value()}, sink.promise)
+			r := &kgo.Record{Topic: topic, Partition: int32(sent % int64(partitions)), Value: values.value()}
+			if keyed {
+				r.Key = seqKey(sent)
+			}
+			b.cl.Produce(ctx, r, sink.promise)
 		}
 		if err := sink.first(); err != nil {
 			return sent, err
 		}
 	}
 }
+
+// readTopic reads every partition of topic from its start to the end offset it has
+// now and calls fn with each record, control records left out. committed reads as a
+// read_committed consumer does (records of aborted transactions left out) up to the
+// last stable offset.
+func (b *bencher) readTopic(ctx context.Context, topic string, committed bool, fn func(*kgo.Record)) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	list := b.adm.ListEndOffsets
+	if committed {
+		list = b.adm.ListCommittedOffsets
+	}
+	ends, err := list(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	want, end := map[int32]int64{}, map[int32]int64{}
+	start := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		end[o.Partition] = o.Offset
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+			start[o.Partition] = kgo.NewOffset().AtStart()
+		}
+	})
+	if len(want) == 0 {
+		return nil
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(b.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}), kgo.KeepControlRecords()}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer cl.Close()
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read %s: %w (%d partitions not read to their end)", topic, err, len(want))
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("read %s[%d]: %w", t, p, err) })
+		if ferr != nil {
+			return ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= end[r.Partition] {
+				delete(want, r.Partition)
+			}
+			if !r.Attrs.IsControl() && r.Offset < end[r.Partition] {
+				fn(r)
+			}
+		})
+	}
+	return nil
+}
+
+// countCommitted returns the number of records of topic a read_committed reader sees.
+func (b *bencher) countCommitted(ctx context.Context, topic string) (int64, error) {
+	var n int64
+	err := b.readTopic(ctx, topic, true, func(*kgo.Record) { n++ })
+	return n, err
+}
+
+// seqKey is the key of the message number n of a keyed feed: n, big-endian.
+func seqKey(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
