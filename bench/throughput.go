@@ -227,12 +227,7 @@ func (b *bencher) startCopy(in, out, job string, v variant, profile string) (*pr
 	}
 	lines := passthroughConfig(b.addr, job, in, out, v.commit)
 	if v.eos {
-		// The transactional producers fail every record whose timestamp (copied
-		// from its input) is older than delivery.timeout.ms (30 s by default):
-		// franz-go measures RecordDeliveryTimeout from the record's timestamp. The
-		// input is filled once for all rounds, so its records are minutes old by
-		// the later ones; the highest setting keeps them deliverable.
-		lines = append(lines, "task.processing.guarantee=exactly-once", "systems.kafka.producer.delivery.timeout.ms=1073741824")
+		lines = append(lines, "task.processing.guarantee=exactly-once")
 	}
 	cfg, err := b.writeConfig(job, lines)
 	if err != nil {

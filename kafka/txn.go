@@ -48,7 +48,10 @@ func (m *CheckpointManager) OpenTaskTransaction(ctx context.Context, task string
 		kgo.TransactionTimeout(m.sys.set.transactionTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(envelopePartitioner{}),
-		kgo.RecordDeliveryTimeout(m.sys.set.deliveryTimeout),
+		// No kgo.RecordDeliveryTimeout: franz-go measures it from each record's
+		// timestamp, which is the copied message's, however old (a backfill would
+		// time out at once and abort every transaction). Send bounds delivery with
+		// the record's context instead, as the shared producer does.
 	)
 	if s := m.sys.set; s.hasLinger {
 		opts = append(opts, kgo.ProducerLinger(s.linger))
@@ -98,6 +101,12 @@ func (t *taskTxn) Send(ctx context.Context, env system.OutgoingEnvelope) error {
 	}
 	if env.PartitionByKey {
 		r.Partition = byKey
+	}
+	if ctx.Done() == nil {
+		// delivery.timeout.ms from now (see deliveryDeadlines); a context that can
+		// be cancelled bounds the record itself, and the transaction's timeout the
+		// whole.
+		ctx = t.m.sys.deadlines.current()
 	}
 	t.cl.Produce(ctx, r, t.delivered)
 	return nil

@@ -218,3 +218,30 @@ func TestRewriteFencesRunningOwners(t *testing.T) {
 		t.Errorf("checkpoint = %v, %v; want the rewritten 0", cp.Offsets, err)
 	}
 }
+
+// TestTaskTransactionSendsOldRecords: a record keeps the timestamp of the message it
+// copies, however old; its transaction commits all the same (delivery.timeout.ms counts
+// from the send, not from the record's timestamp).
+func TestTaskTransactionSendsOldRecords(t *testing.T) {
+	_, seeds := cluster(t, kfake.SeedTopics(1, "out"))
+	m, _ := startManager(t, seeds, "old", map[string]string{"systems.kafka.producer.delivery.timeout.ms": "2000"})
+	ctx := t.Context()
+	tx, err := m.OpenTaskTransaction(ctx, "Partition 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	old := time.Now().Add(-time.Hour)
+	for _, v := range []string{"a", "b"} {
+		// A context that is never done, as the container's: delivery.timeout.ms bounds it.
+		if err := tx.Send(context.Background(), system.OutgoingEnvelope{Stream: system.SystemStream{System: "kafka", Stream: "out"}, Message: []byte(v), Timestamp: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx, checkpoint.New(map[system.SystemStreamPartition]string{system.NewSSP("kafka", "in", 0): "2"})); err != nil {
+		t.Fatalf("Commit of records an hour old: %v", err)
+	}
+	if got := committedValues(t, seeds, "out"); strings.Join(got, ",") != "a,b" {
+		t.Errorf("committed %v, want a,b", got)
+	}
+}
