@@ -91,6 +91,11 @@ func NewTaskGroup(s *System, cfg TaskGroupConfig, log *slog.Logger) *TaskGroup {
 	return &TaskGroup{s: s, cfg: cfg, log: log, owned: map[int32]bool{}}
 }
 
+// heartbeatInterval is a tenth of the session timeout, between 50 and 250 ms.
+func heartbeatInterval(session time.Duration) time.Duration {
+	return min(max(session/10, 50*time.Millisecond), 250*time.Millisecond)
+}
+
 // Group returns the group's name.
 func (g *TaskGroup) Group() string { return "sluice-tasks-" + g.cfg.Job + "-" + g.cfg.JobID }
 
@@ -115,7 +120,10 @@ func (g *TaskGroup) Start(ctx context.Context, tasks int32, h TaskGroupHandler) 
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(g.cfg.SessionTimeout),
 		kgo.RebalanceTimeout(g.cfg.RebalanceTimeout),
-		kgo.HeartbeatInterval(max(g.cfg.SessionTimeout/5, 100*time.Millisecond)),
+		// Members learn of a rebalance at their next heartbeat, and a planned move of a
+		// task takes two rounds (cooperative): frequent heartbeats keep the pause of a
+		// moved task short, for a few requests a second.
+		kgo.HeartbeatInterval(heartbeatInterval(g.cfg.SessionTimeout)),
 		kgo.MetadataMinAge(time.Second),
 		kgo.MetadataMaxAge(max(g.cfg.SessionTimeout/2, 2*time.Second)),
 		kgo.OnPartitionsAssigned(g.assigned),
