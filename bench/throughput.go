@@ -18,6 +18,9 @@ type variant struct {
 	commit time.Duration
 	other  bool // the sluice binary of Options.CompareBin
 	eos    bool // task.processing.guarantee=exactly-once
+	// metrics serves /metrics (--http-listen on a free loopback port): every metric
+	// is kept, as when Prometheus scrapes the job.
+	metrics bool
 	// containers > 0 runs that many containers in group mode
 	// (job.coordinator.factory=kafka), all started at once.
 	containers int
@@ -33,6 +36,8 @@ func (v variant) String() string {
 		return fmt.Sprintf("sluice group of %d, commits every %v", v.containers, v.commit)
 	case v.eos:
 		return "sluice exactly-once, commits every " + v.commit.String()
+	case v.metrics:
+		return "sluice with metrics, commits every " + v.commit.String()
 	case v.commit == 0:
 		return "sluice, commits disabled"
 	}
@@ -101,6 +106,8 @@ func (b *bencher) throughput(ctx context.Context) ([]Row, error) {
 	for _, d := range o.CommitIntervals {
 		variants = append(variants, variant{commit: d})
 	}
+	metricsV := variant{metrics: true, commit: time.Second}
+	variants = append(variants, metricsV)
 	otherV := variant{other: true, commit: time.Second}
 	if o.CompareBin != "" {
 		variants = append(variants, otherV)
@@ -127,6 +134,11 @@ func (b *bencher) throughput(ctx context.Context) ([]Row, error) {
 			rs.rateRow("compare/this-vs-other", "passthrough, commits every 1s: this sluice / "+o.CompareBin, thisV, otherV, "(other)", o.MessageBytes),
 			rs.cpuRow("compare/cpu-this-vs-other", "CPU per message, commits every 1s: this sluice / "+o.CompareBin, thisV, otherV, "(other)"))
 	}
+	variants = variants[:len(variants)-1] // the metrics variant: its own rows
+	oneSecV := variant{commit: time.Second}
+	m := rs.rateRow("metrics/on-vs-off", "passthrough, commits every 1s: metrics served (--http-listen) / not", metricsV, oneSecV, "(no metrics)", o.MessageBytes)
+	atLeast(&m, 0.98)
+	rows = append(rows, m, rs.cpuRow("metrics/cpu-on-vs-off", "CPU per message, commits every 1s: metrics served / not", metricsV, oneSecV, "(no metrics)"))
 	for _, v := range variants[1:] {
 		r := rs.rateRow("throughput/"+commitKey(v.commit)+"-vs-raw", "passthrough, "+commitName(v.commit)+" / raw franz-go", v, rawV, "(raw)", o.MessageBytes)
 		switch v.commit {
@@ -241,7 +253,11 @@ func (b *bencher) startCopy(in, out, job string, v variant, profile string) (*pr
 	if v.other {
 		bin = b.opts.CompareBin
 	}
-	return b.start("sluice-run", bin, []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}, env, nil)
+	args := []string{"run", "--config-path=" + cfg, "--exit-when-caught-up"}
+	if v.metrics {
+		args = append(args, "--http-listen=127.0.0.1:0")
+	}
+	return b.start("sluice-run", bin, args, env, nil)
 }
 
 // profileCopies runs one untimed copy of each kind with profiles on, their files
