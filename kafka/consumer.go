@@ -594,15 +594,20 @@ func (c *Consumer) Recycle(envs []system.IncomingEnvelope) { c.envPool.put(envs)
 // the records' memory alive.
 type envelopePool struct{ p sync.Pool }
 
+// get returns a slice of n zeroed envelopes. New slices get a capacity of the next
+// power of two, so that one slice serves polls of similar sizes: polls vary in size,
+// and a slice too small for the next one would be garbage.
 func (ep *envelopePool) get(n int) []system.IncomingEnvelope {
 	if s, ok := ep.p.Get().(*[]system.IncomingEnvelope); ok && cap(*s) >= n {
 		return (*s)[:n]
 	}
-	return make([]system.IncomingEnvelope, n, max(n, 64))
+	return make([]system.IncomingEnvelope, n, max(64, 1<<bits.Len(uint(n-1))))
 }
 
+// put takes back a slice get returned, as long as get made it: the entries past its
+// length are still zero, so only those up to it are cleared.
 func (ep *envelopePool) put(envs []system.IncomingEnvelope) {
-	envs = envs[:cap(envs)]
 	clear(envs)
+	envs = envs[:cap(envs)]
 	ep.p.Put(&envs)
 }
