@@ -67,6 +67,8 @@ func TestQuickRun(t *testing.T) {
 		mb   = 1 << 20
 	)
 	wants := []want{
+		{"metrics/on-vs-off", true, true, 1, rate},
+		{"metrics/cpu-on-vs-off", true, false, 1e-9, 1},
 		{"throughput/no-commits-vs-raw", true, false, 1, rate},
 		{"throughput/commit-1s-vs-raw", true, true, 1, rate},
 		{"throughput/commit-100ms-vs-raw", true, true, 1, rate},
