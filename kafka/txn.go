@@ -153,7 +153,11 @@ func (t *taskTxn) Commit(ctx context.Context, cp checkpoint.Checkpoint) error {
 	}
 	t.m.mu.Unlock()
 	rec := &kgo.Record{Topic: t.m.topic, Partition: 0, Key: []byte(key), Value: value}
-	t.cl.Produce(ctx, rec, func(r *kgo.Record, err error) { t.delivered(r, err) })
+	pctx := ctx
+	if pctx.Done() == nil {
+		pctx = t.m.sys.deadlines.current() // delivery.timeout.ms from now, as for the outputs
+	}
+	t.cl.Produce(pctx, rec, func(r *kgo.Record, err error) { t.delivered(r, err) })
 	if err := t.Flush(ctx); err != nil {
 		return t.abort(ctx, err)
 	}
