@@ -50,6 +50,7 @@ func (r *run) openOwn(ctx context.Context, tr *taskRunner) error {
 			return fmt.Errorf("task %s: create a consumer of system %s for its broadcast partitions: %w", tr.core.name, sys, err)
 		}
 		own.cons[sys] = cons
+		r.live.watch(sys, cons) // its high watermarks and broker contact, for Progress
 		for _, ssp := range by[sys] {
 			off := tr.core.starts[ssp].Offset
 			if err := cons.Register(ssp, off); err != nil {
@@ -90,9 +91,10 @@ func (r *run) startOwn(tr *taskRunner) {
 	}
 }
 
-// closeOwn stops the dispatchers of the task's own consumers, waits for them and
-// closes the consumers.
-func (tr *taskRunner) closeOwn() error {
+// closeOwn stops the dispatchers of the task's own consumers, waits for them (at most
+// task.shutdown.ms: a Poll that does not return is left behind) and closes the
+// consumers.
+func (r *run) closeOwn(tr *taskRunner) error {
 	own := tr.own
 	if own == nil {
 		return nil
@@ -100,9 +102,14 @@ func (tr *taskRunner) closeOwn() error {
 	if own.cancel != nil {
 		own.cancel()
 	}
-	own.done.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), r.c.jc.ShutdownTimeout)
+	defer cancel()
+	if !waitFor(ctx, &own.done) {
+		r.log.Warn("a consumer of the task's broadcast partitions did not stop polling within task.shutdown.ms; closing it anyway", "task", tr.core.name)
+	}
 	var errs []error
 	for _, sys := range slices.Sorted(maps.Keys(own.cons)) {
+		r.live.unwatch(own.cons[sys])
 		if err := own.cons[sys].Close(); err != nil {
 			errs = append(errs, fmt.Errorf("task %s: close the consumer of its broadcast partitions of system %s: %w", tr.core.name, sys, err))
 		}

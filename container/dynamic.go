@@ -186,7 +186,7 @@ func (r *run) addTask(ctx context.Context, name string, caught map[string]bool) 
 		}
 	}
 	if err := r.openOwn(ctx, tr); err != nil {
-		return errors.Join(err, tr.closeOwn(), tr.core.close())
+		return errors.Join(err, r.closeOwn(tr), tr.core.close())
 	}
 	r.setPausers(tr)
 	r.tasks[name] = tr
@@ -303,7 +303,7 @@ func (r *run) retireWith(ctx context.Context, name, why string, commit bool, don
 		if errors.Is(err, errTransactionAborted) {
 			err = nil // the reason for a rewind, not a failure of the removal
 		}
-		err = errors.Join(err, tr.closeOwn())
+		err = errors.Join(err, r.closeOwn(tr))
 		t := tr.core
 		if commit && !t.commitFailed && !t.outputLost.Load() {
 			cctx, cancel := context.WithTimeout(commitCtx, r.c.jc.ShutdownTimeout)

@@ -134,6 +134,11 @@ func (s *recSystem) NewConsumer() (system.Consumer, error) {
 	return rc, nil
 }
 
+// HighWatermarks forwards to the inmem consumer.
+func (c *recConsumer) HighWatermarks() map[system.SystemStreamPartition]string {
+	return c.Consumer.(system.HighWatermarker).HighWatermarks()
+}
+
 // AddPartitions and RemovePartitions forward to the inmem consumer; a recSystem with
 // noChange hides them.
 func (c *recConsumer) AddPartitions(offsets map[system.SystemStreamPartition]string) error {

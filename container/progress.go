@@ -114,6 +114,16 @@ func (l *liveState) watch(sys string, cons system.Consumer) {
 	l.watched.Store(&ws)
 }
 
+// unwatch removes a consumer that is closed.
+func (l *liveState) unwatch(cons system.Consumer) {
+	p := l.watched.Load()
+	if p == nil {
+		return
+	}
+	ws := slices.DeleteFunc(slices.Clone(*p), func(w watched) bool { return w.cons == cons })
+	l.watched.Store(&ws)
+}
+
 // Progress returns a snapshot of the container (see Progress). It may be called from
 // any goroutine, at any time; before Run and after it returned, it has no tasks.
 func (c *Container) Progress() Progress {

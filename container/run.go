@@ -1016,7 +1016,7 @@ func (r *run) close() error {
 		errs = append(errs, tr.core.close())
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.tasks)) {
-		errs = append(errs, r.tasks[name].closeOwn())
+		errs = append(errs, r.closeOwn(r.tasks[name]))
 	}
 	for _, sys := range slices.Sorted(maps.Keys(r.consumers)) {
 		if err := r.consumers[sys].Close(); err != nil {

@@ -3,6 +3,7 @@ package jobmodel_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -97,5 +98,31 @@ func TestTaskPartitionsLeavesBroadcastPartitionsOutOfTheGrouping(t *testing.T) {
 	tasks := jobmodel.TaskPartitions(parts.Job, meta)
 	if len(tasks) != 2 || !slices.Contains(tasks[2], system.NewSSP("mem", "a", 1)) || tasks[1] != nil {
 		t.Errorf("tasks %v: want Partition 0 and 2, each with mem.a#1", tasks)
+	}
+}
+
+// pickySystem refuses stream names with a '!', as Kafka refuses some topic names.
+type pickySystem struct{ system.System }
+
+func (pickySystem) ValidateStreamName(stream string) error {
+	if strings.Contains(stream, "!") {
+		return fmt.Errorf("has a '!'")
+	}
+	return nil
+}
+
+func TestCheckStreamsChecksBroadcastStreams(t *testing.T) {
+	store := inmem.NewStore()
+	f := jobmodel.Factories{Systems: map[string]system.Factory{"inmem": func(name string, cfg config.Config, l *slog.Logger) (system.System, error) {
+		s, err := store.Factory()(name, cfg, l)
+		return pickySystem{s}, err
+	}}}
+	cfg := config.New(map[string]string{"job.name": "j", "task.class": "t", "task.inputs": "mem.a",
+		"systems.mem.samza.factory": "inmem", "task.broadcast.inputs": "mem.bad!#0"})
+	var p config.Problems
+	parts := jobmodel.Build(&p, cfg, f, nil)
+	jobmodel.CheckStreams(&p, cfg, parts.Job, parts.Systems, nil)
+	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "task.broadcast.inputs=mem.bad!#0: mem.bad!: has a '!'") {
+		t.Errorf("error = %v", err)
 	}
 }

@@ -27,6 +27,13 @@ func CheckStreams(p *config.Problems, cfg config.Config, jc *job.Config, systems
 			}
 		}
 	}
+	for _, ss := range jc.ReadStreams()[len(jc.Inputs):] { // broadcast-only streams
+		if v, ok := systems[ss.System].(streamNameValidator); ok {
+			if err := v.ValidateStreamName(ss.Stream); err != nil {
+				p.Add(job.KeyBroadcastInputs, cfg.GetOr(job.KeyBroadcastInputs, ""), "%s: %v", ss, err)
+			}
+		}
+	}
 	if dl := jc.DeadLetter; dl != nil {
 		if v, ok := systems[dl.System].(streamNameValidator); ok {
 			if err := v.ValidateStreamName(dl.Stream); err != nil {
