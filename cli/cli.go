@@ -199,15 +199,12 @@ func (e *env) run(ctx context.Context, args []string) int {
 	opts := e.reg.containerOptions(log, *strict)
 	opts.ContainerID, opts.ExitWhenCaughtUp = *id, *caughtUp
 	fs.Visit(func(f *flag.Flag) { opts.ContainerIDSet = opts.ContainerIDSet || f.Name == "container-id" })
-	ep, err := newEndpoint(cfg, *httpListen)
-	if err != nil {
-		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
-	}
+	ep, epErr := newEndpoint(cfg, *httpListen)
 	if ep != nil {
 		ep.instrument(&opts, e.reg.kafkaReplaced)
 	}
 	c, err := container.New(cfg, opts)
-	if err != nil {
+	if err := errors.Join(err, epErr); err != nil {
 		return e.configErr("the configuration in "+*path+" has problems; nothing was run", err)
 	}
 	e.warn(c.Warnings())
@@ -215,7 +212,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 		stop, err := ep.serve(ctx, c, containerLabel(opts, c.Job().Coordinator == job.KafkaCoordinator), log)
 		if err != nil {
 			fmt.Fprintln(e.stderr, "sluice run:", err)
-			return ExitUsage
+			return ExitFailure // the address is taken or cannot be bound: not the file's fault
 		}
 		defer stop()
 	}

@@ -34,14 +34,11 @@ type endpoint struct {
 }
 
 // newEndpoint reads the endpoint's settings: flag wins over KeyHTTPListen. It returns
-// nil when the endpoint is off.
+// nil when the endpoint is off; its keys are checked either way.
 func newEndpoint(cfg config.Config, flag string) (*endpoint, error) {
 	addr := flag
 	if addr == "" {
 		addr = cfg.GetOr(KeyHTTPListen, "")
-	}
-	if addr == "" {
-		return nil, nil
 	}
 	var p config.Problems
 	var o ops.Options
@@ -59,7 +56,7 @@ func newEndpoint(cfg config.Config, flag string) (*endpoint, error) {
 		}
 		o.StallAfter = time.Duration(n) * time.Millisecond
 	}
-	if err := p.Err(); err != nil {
+	if err := p.Err(); err != nil || addr == "" {
 		return nil, err
 	}
 	return &endpoint{addr: addr, opts: o, m: ops.NewMetrics(o)}, nil

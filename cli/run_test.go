@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ systems.kafka.samza.offset.default=sometimes
 task.commit.ms=soon
 task.inputs=kafka.PageViewEvent,nosys.Clicks
 task.class=passthrough
+job.http.stall.ms=-5
 `), 0o644)
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(context.Background(), []string{"run", "--config-path=file://" + path}, &stdout, &stderr)
@@ -32,6 +34,7 @@ task.class=passthrough
 		"task.commit.ms=soon",
 		`input nosys.Clicks names system "nosys"`,
 		"task.passthrough.output: is required",
+		"job.http.stall.ms=-5: must be a positive number", // checked with the endpoint off too
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
@@ -66,5 +69,27 @@ systems.kafka.consumer.bootstrap.servers=127.0.0.1:1
 	code := cli.Main(ctx, []string{"run", "--config-path=" + path}, &stdout, &stderr)
 	if code != cli.ExitFailure || !strings.Contains(stderr.String(), "127.0.0.1:1") {
 		t.Errorf("exit %d, want 1 naming the bootstrap server; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// TestRunExits1WhenItCannotListen: an address already taken is a runtime failure of
+// the endpoint, not a configuration error.
+func TestRunExits1WhenItCannotListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	store := filepath.Join(t.TempDir(), "job.properties")
+	os.WriteFile(store, []byte(`job.name=j
+task.class=passthrough
+task.passthrough.output=mem.out
+task.inputs=mem.in
+systems.mem.samza.factory=inmem
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(context.Background(), []string{"run", "--config-path=" + store, "--http-listen=" + ln.Addr().String()}, &stdout, &stderr)
+	if code != cli.ExitFailure || !strings.Contains(stderr.String(), ln.Addr().String()) {
+		t.Errorf("exit %d, want 1 naming %s; stderr:\n%s", code, ln.Addr(), stderr.String())
 	}
 }
