@@ -30,20 +30,7 @@ func TestTaskTransactionCommitIsBoundedWhenProducesFail(t *testing.T) {
 	defer tx.Close()
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range pr.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return produceErrorResponse(req, kerr.NotEnoughReplicas), nil, true
 	})
 	if err := tx.Send(context.Background(), system.OutgoingEnvelope{Stream: system.SystemStream{System: "kafka", Stream: "out"}, Message: []byte("a")}); err != nil {
 		t.Fatal(err)
