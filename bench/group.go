@@ -20,21 +20,11 @@ const gainedLine = "task group: this container gained tasks"
 // groupConfig is a job in group mode (job.coordinator.factory=kafka) with the
 // given task lines, commits every second.
 func (b *bencher) groupConfig(job, in string, task ...string) []string {
-	lines := []string{
-		"job.name=" + job,
-		"task.inputs=kafka." + in,
-		"systems.kafka.samza.factory=kafka",
-		"systems.kafka.consumer.bootstrap.servers=" + b.addr,
-		"systems.kafka.producer.bootstrap.servers=" + b.addr,
-		"systems.kafka.samza.offset.default=oldest",
-		"task.checkpoint.factory=kafka",
-		"task.checkpoint.system=kafka",
-		"task.checkpoint.replication.factor=1",
-		"task.commit.ms=1000",
+	lines := append(kafkaJob(b.addr, job, in, time.Second),
 		"job.coordinator.factory=kafka",
 		"job.coordinator.replication.factor=1",
 		fmt.Sprintf("job.coordinator.session.timeout.ms=%d", b.opts.GroupSessionTimeout.Milliseconds()),
-	}
+	)
 	return append(lines, task...)
 }
 

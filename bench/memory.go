@@ -113,21 +113,11 @@ func (b *bencher) slowRun(ctx context.Context, raw bool, delay time.Duration, pr
 		p, err = b.start("raw-slow", b.helper, []string{modeRawSlow, "--brokers=" + b.addr, "--in=" + in, "--out=" + out,
 			"--delay=" + (delay / time.Duration(o.Partitions)).String(), "--partitions=" + itoa(o.Partitions)}, o.HelperEnv, watch)
 	} else {
-		cfg, cerr := b.writeConfig(job, []string{
-			"job.name=" + job,
-			"task.class=" + slowTaskClass,
-			"task.inputs=kafka." + in,
-			keySlowOutput + "=kafka." + out,
+		cfg, cerr := b.writeConfig(job, append(kafkaJob(b.addr, job, in, time.Second),
+			"task.class="+slowTaskClass,
+			keySlowOutput+"=kafka."+out,
 			fmt.Sprintf("%s=%d", keySlowDelay, delay.Microseconds()),
-			"systems.kafka.samza.factory=kafka",
-			"systems.kafka.consumer.bootstrap.servers=" + b.addr,
-			"systems.kafka.producer.bootstrap.servers=" + b.addr,
-			"systems.kafka.samza.offset.default=oldest",
-			"task.checkpoint.factory=kafka",
-			"task.checkpoint.system=kafka",
-			"task.checkpoint.replication.factor=1",
-			"task.commit.ms=1000",
-		})
+		))
 		if cerr != nil {
 			return nil, cerr
 		}

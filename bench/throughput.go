@@ -284,11 +284,16 @@ func checkpointTopic(job string) string { return "__samza_checkpoint_" + job + "
 
 // passthroughConfig is the passthrough job of the throughput and recovery runs.
 func passthroughConfig(addr, job, in, out string, commit time.Duration) []string {
+	return append(kafkaJob(addr, job, in, commit), "task.class=passthrough", "task.passthrough.output=kafka."+out)
+}
+
+// kafkaJob is a job reading in on the broker at addr from the oldest message, with
+// Kafka checkpoints committed every commit: the lines every Sluice job of the bench
+// shares; the caller adds its task.
+func kafkaJob(addr, job, in string, commit time.Duration) []string {
 	return []string{
 		"job.name=" + job,
-		"task.class=passthrough",
 		"task.inputs=kafka." + in,
-		"task.passthrough.output=kafka." + out,
 		"systems.kafka.samza.factory=kafka",
 		"systems.kafka.consumer.bootstrap.servers=" + addr,
 		"systems.kafka.producer.bootstrap.servers=" + addr,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config/properties"
+	sjob "github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -105,7 +106,7 @@ func FuzzPrintRoundTrip(f *testing.F) {
 		if len(entries) != len(want) {
 			t.Fatalf("%d entries read back, %d printed:\n%s", len(entries), len(want), printed)
 		}
-		kp := newKeyParser(slices.SortedFunc(slices.Values(tasks), compareTasks), reads, inputs)
+		kp := newKeyParser(slices.SortedFunc(slices.Values(tasks), sjob.CompareTaskNames), reads, inputs)
 		for i, e := range entries {
 			w := want[i]
 			if e.Key != Key(w.task, w.ssp) || e.Value != w.off {

@@ -169,25 +169,3 @@ func taskList(tasks []string) string {
 	}
 	return strings.Join(tasks[:most-2], ", ") + fmt.Sprintf(", ... (%d more) ..., ", len(tasks)-most+1) + tasks[len(tasks)-1]
 }
-
-// compareTasks orders task names naturally: "Partition 2" before "Partition 10".
-func compareTasks(a, b string) int {
-	na, oka := taskNumber(a)
-	nb, okb := taskNumber(b)
-	if oka && okb && na != nb {
-		if na < nb {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-func taskNumber(t string) (int64, bool) {
-	s, ok := strings.CutPrefix(t, "Partition ")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
-}

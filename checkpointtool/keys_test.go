@@ -79,20 +79,3 @@ func TestKeyParserAmbiguous(t *testing.T) {
 		t.Errorf("parse(%q) message = %q, want ambiguous", key, msg)
 	}
 }
-
-func TestCompareTasks(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"Partition 2", "Partition 10", -1},
-		{"Partition 10", "Partition 2", 1},
-		{"Partition 2", "Partition 2", 0},
-		{"Partition 2", "Other", 1},
-		{"a", "b", -1},
-	} {
-		if got := compareTasks(tc.a, tc.b); got != tc.want {
-			t.Errorf("compareTasks(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-}

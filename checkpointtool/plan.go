@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config/properties"
+	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
 )
@@ -221,7 +222,7 @@ func (t *Tool) PlanFile(ctx context.Context, name string, r io.Reader, replace b
 
 	p := &Plan{Source: name, writes: map[string]checkpoint.Checkpoint{}}
 	var corrupt []error
-	for _, task := range slices.SortedFunc(maps.Keys(byTask), compareTasks) {
+	for _, task := range slices.SortedFunc(maps.Keys(byTask), job.CompareTaskNames) {
 		es := byTask[task]
 		if err, bad := s.corrupt[task]; bad {
 			if !replace {

@@ -73,6 +73,7 @@ import (
 	"github.com/sluice-streams/sluice/checkpoint"
 	"github.com/sluice-streams/sluice/config"
 	"github.com/sluice-streams/sluice/config/properties"
+	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/jobmodel"
 	"github.com/sluice-streams/sluice/offset"
 	"github.com/sluice-streams/sluice/system"
@@ -249,7 +250,7 @@ func (t *Tool) read(ctx context.Context) (*stored, error) {
 		return nil, err
 	}
 	s := &stored{
-		tasks:   slices.SortedFunc(maps.Keys(t.m.Tasks), compareTasks),
+		tasks:   slices.SortedFunc(maps.Keys(t.m.Tasks), job.CompareTaskNames),
 		cps:     map[string]checkpoint.Checkpoint{},
 		corrupt: map[string]error{},
 	}
@@ -277,7 +278,7 @@ func (t *Tool) read(ctx context.Context) (*stored, error) {
 			}
 		}
 		if len(extra) > 0 {
-			slices.SortFunc(extra, compareTasks)
+			slices.SortFunc(extra, job.CompareTaskNames)
 			t.notef("checkpoints are stored for %s, which the job no longer has (its inputs have fewer partitions); they are not shown and never used", quoteList(extra))
 		}
 	}

@@ -157,8 +157,7 @@ func groupOwners(ctx context.Context, m *jobmodel.Model, owner map[string]string
 		return err
 	}
 	for task := range m.Tasks {
-		var p int32
-		fmt.Sscanf(task, "Partition %d", &p)
+		p, _ := job.TaskPartition(task)
 		owner[task] = cmp.Or(owners[p], "none")
 	}
 	return nil
@@ -204,7 +203,7 @@ func readStatus(ctx context.Context, m *jobmodel.Model, now time.Time) (*jobStat
 	// The static assignment: container id runs every count-th task by partition.
 	owner := map[string]string{}
 	if !st.Group && st.Running != nil && *st.Running {
-		names := slices.SortedFunc(maps.Keys(m.Tasks), compareTaskName)
+		names := slices.SortedFunc(maps.Keys(m.Tasks), job.CompareTaskNames)
 		for i, task := range names {
 			id := i % max(jc.ContainerCount, 1)
 			if slices.Contains(st.Containers, id) {
@@ -225,7 +224,7 @@ func readStatus(ctx context.Context, m *jobmodel.Model, now time.Time) (*jobStat
 			known[ssp.SystemStream] = true
 		}
 	}
-	for _, task := range slices.SortedFunc(maps.Keys(m.Tasks), compareTaskName) {
+	for _, task := range slices.SortedFunc(maps.Keys(m.Tasks), job.CompareTaskNames) {
 		cp := cps[task]
 		ts := taskStatus{Task: task, Container: owner[task], Partitions: []partitionStatus{}}
 		if !cp.Written.IsZero() {
@@ -336,14 +335,4 @@ func joinInts(ids []int) string {
 		s[i] = strconv.Itoa(id)
 	}
 	return strings.Join(s, ",")
-}
-
-// compareTaskName orders "Partition 2" before "Partition 10".
-func compareTaskName(a, b string) int {
-	pa, erra := strconv.Atoi(strings.TrimPrefix(a, "Partition "))
-	pb, errb := strconv.Atoi(strings.TrimPrefix(b, "Partition "))
-	if erra == nil && errb == nil && pa != pb {
-		return pa - pb
-	}
-	return strings.Compare(a, b)
 }

@@ -3,11 +3,10 @@ package container
 import (
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-streams/sluice/job"
 	"github.com/sluice-streams/sluice/system"
 )
 
@@ -163,7 +162,7 @@ func (c *Container) Progress() Progress {
 		seen[tr] = true
 		p.Tasks = append(p.Tasks, c.taskProgress(tr.core, hwm))
 	}
-	slices.SortFunc(p.Tasks, func(a, b TaskProgress) int { return compareTaskNames(a.Task, b.Task) })
+	slices.SortFunc(p.Tasks, func(a, b TaskProgress) int { return job.CompareTaskNames(a.Task, b.Task) })
 	return p
 }
 
@@ -203,33 +202,4 @@ func (c *Container) taskProgress(t *taskCore, hwm map[system.SystemStreamPartiti
 		tp.Partitions = append(tp.Partitions, pp)
 	}
 	return tp
-}
-
-// compareTaskNames orders "Partition 2" before "Partition 10".
-func compareTaskNames(a, b string) int {
-	pa, oka := taskPartition(a)
-	pb, okb := taskPartition(b)
-	if oka && okb && pa != pb {
-		if pa < pb {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// taskPartition parses "Partition N" (job.TaskName).
-func taskPartition(name string) (int, bool) {
-	n, ok := strings.CutPrefix(name, "Partition ")
-	if !ok {
-		return 0, false
-	}
-	p, err := strconv.Atoi(n)
-	return p, err == nil
 }

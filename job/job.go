@@ -10,6 +10,7 @@
 package job
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -437,6 +438,27 @@ func (c *Config) InputStreams(sys string) []string {
 
 // TaskName is the name of the task for partition n ("Partition n").
 func TaskName(partition int32) string { return fmt.Sprintf("Partition %d", partition) }
+
+// TaskPartition returns the partition number of a task named by TaskName.
+func TaskPartition(name string) (int32, bool) {
+	n, ok := strings.CutPrefix(name, "Partition ")
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.ParseInt(n, 10, 32)
+	return int32(p), err == nil && p >= 0
+}
+
+// CompareTaskNames orders task names naturally: "Partition 2" before "Partition 10",
+// other names by their text.
+func CompareTaskNames(a, b string) int {
+	pa, oka := TaskPartition(a)
+	pb, okb := TaskPartition(b)
+	if oka && okb && pa != pb {
+		return cmp.Compare(pa, pb)
+	}
+	return strings.Compare(a, b)
+}
 
 // parseCoordinator reads the kafka coordinator's keys.
 func (c *Config) parseCoordinator(p *config.Problems) {

@@ -269,3 +269,20 @@ func TestDeleteCommittedMessagesNeverOfBroadcastInputs(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+func TestCompareTaskNames(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"Partition 2", "Partition 10", -1},
+		{"Partition 10", "Partition 2", 1},
+		{"Partition 2", "Partition 2", 0},
+		{"Partition 2", "Other", 1},
+		{"a", "b", -1},
+	} {
+		if got := job.CompareTaskNames(tc.a, tc.b); got != tc.want {
+			t.Errorf("job.CompareTaskNames(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

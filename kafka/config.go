@@ -171,7 +171,7 @@ func parseSettings(name string, cfg config.Config) (*settings, error) {
 	parseConsumer(&p, cfg, prefix+"consumer.", s)
 	s.resets = system.ReadResetPolicies(&p, cfg, name)
 	parseProducer(&p, cfg, prefix+"producer.", s)
-	parseDelete(&p, cfg, prefix, s)
+	parseDelete(&p, cfg, name, s)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}

@@ -57,7 +57,8 @@ func (d deleteSettings) any() bool {
 
 // parseDelete reads systems.<s>.samza.delete.committed.messages, its default.stream
 // and per-stream forms, and the interval key.
-func parseDelete(p *config.Problems, cfg config.Config, prefix string, s *settings) {
+func parseDelete(p *config.Problems, cfg config.Config, sys string, s *settings) {
+	prefix := "systems." + sys + "."
 	d := deleteSettings{streams: map[string]bool{}, interval: defaultDeleteInterval}
 	boolKey := func(key string) (bool, bool) {
 		v, ok := cfg.Get(key)
@@ -76,13 +77,8 @@ func parseDelete(p *config.Problems, cfg config.Config, prefix string, s *settin
 	if b, ok := boolKey(prefix + "default.stream." + deleteCommittedSuffix); ok {
 		d.all = b
 	}
-	sub := cfg.Subset(prefix + "streams.")
-	for _, k := range sub.Keys() {
-		stream, ok := strings.CutSuffix(k, "."+deleteCommittedSuffix)
-		if !ok || stream == "" {
-			continue
-		}
-		if b, ok := boolKey(prefix + "streams." + k); ok {
+	for stream, key := range system.StreamKeys(cfg, sys, deleteCommittedSuffix) {
+		if b, ok := boolKey(key); ok {
 			d.streams[stream] = b
 		}
 	}

@@ -64,17 +64,25 @@ func ReadResetPolicies(p *config.Problems, cfg config.Config, sys string) ResetP
 			r.system = policy
 		}
 	}
-	sub := cfg.Subset(prefix + "streams.")
-	for _, k := range sub.Keys() {
-		stream, ok := strings.CutSuffix(k, "."+resetSuffix)
-		if !ok || stream == "" {
-			continue
-		}
-		if policy, ok := parse(prefix + "streams." + k); ok {
+	for stream, key := range StreamKeys(cfg, sys, resetSuffix) {
+		if policy, ok := parse(key); ok {
 			r.streams[stream] = policy
 		}
 	}
 	return r
+}
+
+// StreamKeys returns the per-stream keys of system sys that end in suffix
+// (systems.<sys>.streams.<stream>.<suffix>), by stream: stream names may hold dots.
+func StreamKeys(cfg config.Config, sys, suffix string) map[string]string {
+	prefix := "systems." + sys + ".streams."
+	out := map[string]string{}
+	for _, k := range cfg.Subset(prefix).Keys() {
+		if stream, ok := strings.CutSuffix(k, "."+suffix); ok && stream != "" {
+			out[stream] = prefix + k
+		}
+	}
+	return out
 }
 
 // Of returns the policy of stream: its own, else the system's, else ResetOldest.
