@@ -591,15 +591,32 @@ func (c *Consumer) Recycle(envs []system.IncomingEnvelope) { c.envPool.put(envs)
 
 // envelopePool recycles the envelope slices Poll returns, so that a busy consumer
 // allocates no slice per poll. A recycled slice is cleared first: it must not keep
-// the records' memory alive.
-type envelopePool struct{ p sync.Pool }
+// the records' memory alive. It is a plain list, not a sync.Pool: the slices come back
+// from the tasks' goroutines, and a sync.Pool dropped them at every collection, so a
+// third of the polls allocated anew. It keeps at most maxPooledSlices.
+type envelopePool struct {
+	mu   sync.Mutex
+	free [][]system.IncomingEnvelope
+}
+
+// maxPooledSlices bounds the pool: a consumer's slices are held by at most a few
+// batches per task.
+const maxPooledSlices = 256
 
 // get returns a slice of n zeroed envelopes. New slices get a capacity of the next
 // power of two, so that one slice serves polls of similar sizes: polls vary in size,
 // and a slice too small for the next one would be garbage.
 func (ep *envelopePool) get(n int) []system.IncomingEnvelope {
-	if s, ok := ep.p.Get().(*[]system.IncomingEnvelope); ok && cap(*s) >= n {
-		return (*s)[:n]
+	ep.mu.Lock()
+	var s []system.IncomingEnvelope
+	if k := len(ep.free); k > 0 {
+		s = ep.free[k-1]
+		ep.free[k-1] = nil
+		ep.free = ep.free[:k-1]
+	}
+	ep.mu.Unlock()
+	if cap(s) >= n {
+		return s[:n]
 	}
 	return make([]system.IncomingEnvelope, n, max(64, 1<<bits.Len(uint(n-1))))
 }
@@ -609,5 +626,9 @@ func (ep *envelopePool) get(n int) []system.IncomingEnvelope {
 func (ep *envelopePool) put(envs []system.IncomingEnvelope) {
 	clear(envs)
 	envs = envs[:cap(envs)]
-	ep.p.Put(&envs)
+	ep.mu.Lock()
+	if len(ep.free) < maxPooledSlices {
+		ep.free = append(ep.free, envs)
+	}
+	ep.mu.Unlock()
 }

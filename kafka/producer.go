@@ -31,6 +31,7 @@ type Producer struct {
 	s       *System
 	cl      *kgo.Client
 	promise func(*kgo.Record, error) // p.onDelivery, bound once
+	records recordCache
 
 	inflight atomic.Int64
 	waiting  atomic.Bool
@@ -66,7 +67,7 @@ func (p *Producer) Send(ctx context.Context, env system.OutgoingEnvelope) error 
 	case !env.PartitionByKey && env.Partition < 0:
 		return fmt.Errorf("kafka system %q: cannot send to %s partition %d", p.s.name, env.Stream, env.Partition)
 	}
-	r := p.s.records.get()
+	r := p.records.get()
 	r.Topic, r.Key, r.Value, r.Partition, r.Timestamp = env.Stream.Stream, env.Key, env.Message, env.Partition, env.Timestamp
 	for _, h := range env.Headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
@@ -112,7 +113,7 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 			notify(first)
 		}
 	}
-	p.s.records.put(r) // franz-go is done with it once the promise returns
+	p.records.put(r) // franz-go is done with it once the promise returns
 	if p.inflight.Add(-1) == 0 && p.waiting.Load() {
 		p.mu.Lock()
 		if p.wake != nil {
@@ -124,22 +125,52 @@ func (p *Producer) onDelivery(r *kgo.Record, err error) {
 	}
 }
 
-// recordPool recycles the records Send hands to franz-go: the client is done with a
-// record once its promise has returned, so the next Send can reuse it, and a
-// passthrough job allocates no record per message.
-type recordPool struct{ p sync.Pool }
+// recordCache recycles the records one Producer hands to franz-go: the client is
+// done with a record once its promise has returned, so a later Send can reuse it, and
+// a passthrough job allocates no record per message. Senders take records from a list
+// of their own and, once it is empty, swap it for the list the promises filled, so
+// that a sender and franz-go's promise goroutine share one lock per many records, not
+// one per record (a sync.Pool cost more: its records came back on another P and were
+// dropped at every collection). It keeps at most maxCachedRecords; a record past that
+// is left to the collector.
+type recordCache struct {
+	getMu sync.Mutex // the senders'
+	local []*kgo.Record
 
-func (rp *recordPool) get() *kgo.Record {
-	if r, ok := rp.p.Get().(*kgo.Record); ok {
-		return r
-	}
-	return new(kgo.Record)
+	putMu    sync.Mutex // the promises'
+	returned []*kgo.Record
 }
 
-func (rp *recordPool) put(r *kgo.Record) {
+// maxCachedRecords bounds a producer's cache: more than franz-go buffers per client by
+// default (10,000 records) is never in flight at once.
+const maxCachedRecords = 1 << 14
+
+func (rc *recordCache) get() *kgo.Record {
+	rc.getMu.Lock()
+	defer rc.getMu.Unlock()
+	if len(rc.local) == 0 {
+		rc.putMu.Lock()
+		rc.local, rc.returned = rc.returned, rc.local
+		rc.putMu.Unlock()
+		if len(rc.local) == 0 {
+			return new(kgo.Record)
+		}
+	}
+	n := len(rc.local) - 1
+	r := rc.local[n]
+	rc.local[n] = nil
+	rc.local = rc.local[:n]
+	return r
+}
+
+func (rc *recordCache) put(r *kgo.Record) {
 	clear(r.Headers)
 	*r = kgo.Record{Headers: r.Headers[:0]} // keep the headers' room, drop the rest
-	rp.p.Put(r)
+	rc.putMu.Lock()
+	if len(rc.returned) < maxCachedRecords {
+		rc.returned = append(rc.returned, r)
+	}
+	rc.putMu.Unlock()
 }
 
 // NotifyFailure implements system.FailureNotifier: fn is called once, on a franz-go

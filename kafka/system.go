@@ -36,7 +36,6 @@ type System struct {
 
 	doneCtx   context.Context // already cancelled; see Producer.Flush
 	deadlines *deliveryDeadlines
-	records   recordPool // see Producer.Send
 
 	mu      sync.Mutex
 	state   int // stateNew, stateStarted, stateClosed
