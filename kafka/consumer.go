@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -609,13 +610,20 @@ const maxPooledSlices = 256
 func (ep *envelopePool) get(n int) []system.IncomingEnvelope {
 	ep.mu.Lock()
 	var s []system.IncomingEnvelope
-	if k := len(ep.free); k > 0 {
-		s = ep.free[k-1]
-		ep.free[k-1] = nil
-		ep.free = ep.free[:k-1]
+	// The most recently returned slice that fits; when none does, the most recent
+	// one is dropped, so that the pool follows polls that grow.
+	for i := len(ep.free) - 1; i >= 0; i-- {
+		if cap(ep.free[i]) >= n {
+			s = ep.free[i]
+			ep.free = slices.Delete(ep.free, i, i+1)
+			break
+		}
+	}
+	if s == nil && len(ep.free) > 0 {
+		ep.free = slices.Delete(ep.free, len(ep.free)-1, len(ep.free))
 	}
 	ep.mu.Unlock()
-	if cap(s) >= n {
+	if s != nil {
 		return s[:n]
 	}
 	return make([]system.IncomingEnvelope, n, max(64, 1<<bits.Len(uint(n-1))))

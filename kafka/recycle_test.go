@@ -37,6 +37,14 @@ func TestEnvelopePoolReusesSlicesAcrossCollections(t *testing.T) {
 	if cap(big) < 100 || &big[0] == &envs[0] {
 		t.Fatalf("get(100) returned a slice of cap %d (the small one: %v)", cap(big), &big[0] == &envs[0])
 	}
+	// A smaller slice returned later does not hide one that fits.
+	small := ep.get(10)
+	ep.put(big)
+	ep.put(small)
+	if fit := ep.get(100); &fit[0] != &big[0] {
+		t.Fatal("get(100) did not find the pooled slice that fits behind a smaller one")
+	}
+	ep.free = nil
 	for range maxPooledSlices + 10 {
 		ep.put(make([]system.IncomingEnvelope, 1))
 	}
