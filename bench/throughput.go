@@ -269,7 +269,8 @@ func (b *bencher) profileCopies(ctx context.Context, in string, n int, prefix st
 	for _, pv := range []struct {
 		name string
 		v    variant
-	}{{"raw", variant{raw: true}}, {"sluice-commit-1s", variant{commit: time.Second}}, {"sluice-commit-100ms", variant{commit: 100 * time.Millisecond}}} {
+	}{{"raw", variant{raw: true}}, {"sluice-commit-1s", variant{commit: time.Second}}, {"sluice-commit-100ms", variant{commit: 100 * time.Millisecond}},
+		{"sluice-metrics-commit-1s", variant{metrics: true, commit: time.Second}}} {
 		path := filepath.Join(b.opts.ProfileDir, prefix+pv.name)
 		d, _, err := b.copyOnce(ctx, in, n, pv.v, path)
 		if err != nil {
