@@ -55,14 +55,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestRunFailsWithExit1WhenBrokerUnreachable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "job.properties")
-	os.WriteFile(path, []byte(`job.name=j
-task.class=passthrough
-task.passthrough.output=kafka.out
-task.inputs=kafka.in
-systems.kafka.samza.factory=kafka
-systems.kafka.consumer.bootstrap.servers=127.0.0.1:1
-`), 0o644)
+	path := writeJob(t, t.TempDir(), "job.name=j", "task.class=passthrough", "task.passthrough.output=kafka.out",
+		"task.inputs=kafka.in", "systems.kafka.samza.factory=kafka", "systems.kafka.consumer.bootstrap.servers=127.0.0.1:1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60e9)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -80,13 +74,8 @@ func TestRunExits1WhenItCannotListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	store := filepath.Join(t.TempDir(), "job.properties")
-	os.WriteFile(store, []byte(`job.name=j
-task.class=passthrough
-task.passthrough.output=mem.out
-task.inputs=mem.in
-systems.mem.samza.factory=inmem
-`), 0o644)
+	store := writeJob(t, t.TempDir(), "job.name=j", "task.class=passthrough", "task.passthrough.output=mem.out",
+		"task.inputs=mem.in", "systems.mem.samza.factory=inmem")
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(context.Background(), []string{"run", "--config-path=" + store, "--http-listen=" + ln.Addr().String()}, &stdout, &stderr)
 	if code != cli.ExitFailure || !strings.Contains(stderr.String(), ln.Addr().String()) {
